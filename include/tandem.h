@@ -79,6 +79,7 @@ void tandem_error_prefix(tandem_ctx *ctx, const char *fmt, ...)
 
 #include "tandem_cfg.h"    /* xl.cfg files */
 #include "tandem_spec.h"   /* disk and vif specs */
-#include "tandem_domain.h" /* domain config and lifecycle */
+#include "tandem_domcfg.h" /* xl.cfg to domain config */
+#include "tandem_domain.h" /* domain lifecycle */
 
 #endif
