@@ -51,6 +51,15 @@ int cmd_create(struct cli *cli, int argc, char **argv);         /* cmd_create.c 
 int cmd_block_attach(struct cli *cli, int argc, char **argv);   /* cmd_device.c */
 int cmd_network_attach(struct cli *cli, int argc, char **argv); /* cmd_device.c */
 
+int cmd_list(struct cli *cli, int argc, char **argv);           /* cmd_domain.c */
+int cmd_console(struct cli *cli, int argc, char **argv);        /* cmd_domain.c */
+int cmd_pause(struct cli *cli, int argc, char **argv);          /* cmd_domain.c */
+int cmd_unpause(struct cli *cli, int argc, char **argv);        /* cmd_domain.c */
+int cmd_destroy(struct cli *cli, int argc, char **argv);        /* cmd_domain.c */
+int cmd_domid(struct cli *cli, int argc, char **argv);          /* cmd_domain.c */
+int cmd_domname(struct cli *cli, int argc, char **argv);        /* cmd_domain.c */
+int cmd_rename(struct cli *cli, int argc, char **argv);         /* cmd_domain.c */
+
 /* Follow the console of domid (until it goes away or Ctrl-]); follow=0 prints the log so far. */
 int cli_console_attach(struct cli *cli, uint32_t domid, int follow); /* cmd_domain.c */
 

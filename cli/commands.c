@@ -11,6 +11,24 @@ const struct cli_cmd cli_commands[] = {
      "                that is not valid syntax is taken as a string)\n"
      "  With the global -N, print the domain configuration as JSON and create nothing.\n",
      1},
+    {"list", cmd_list, "[-l] [DOM...]", "List domains (all, or the ones named) with their state.",
+     "  -l, --long    print a JSON array of {\"domid\", \"config\", \"info\"} per domain\n"
+     "  State letters as xl: r running, b blocked, p paused, s shut down (with the reason\n"
+     "  letter after it: - poweroff, r reboot, s suspend, c crash, w watchdog), d dying.\n",
+     0},
+    {"console", cmd_console, "[--log] DOM",
+     "Attach to a domain's console: show what the guest writes until it goes away.",
+     "  --log         print what the guest has written so far and exit (for scripts)\n"
+     "  Ctrl-] detaches. DOM is a name or a domain id.\n",
+     0},
+    {"pause", cmd_pause, "DOM", "Pause a domain: its vCPU stops until unpause.", "", 0},
+    {"unpause", cmd_unpause, "DOM", "Resume a paused domain.", "", 0},
+    {"destroy", cmd_destroy, "DOM", "Stop a domain at once and remove it.",
+     "  The VMM gets 10 s to exit; after that it is killed (SIGKILL) and a warning says so.\n", 0},
+    {"domid", cmd_domid, "NAME", "Print the domain id of the domain called NAME.", "", 0},
+    {"domname", cmd_domname, "ID", "Print the name of the domain with id ID.", "", 0},
+    {"rename", cmd_rename, "DOM NEWNAME",
+     "Rename a domain (refused if another domain has NEWNAME).", "", 0},
     {"config-check", cmd_config_check, "FILE",
      "Parse an xl.cfg file and print every setting (name, operator, value, line) as JSON.", "", 0},
     {"block-attach", cmd_block_attach, "DOM SPEC...",

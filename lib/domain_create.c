@@ -1,0 +1,447 @@
+/* Domain creation: reserve a domid and name, write the config, spawn the VMM daemon, await ready. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "domain_internal.h"
+
+/* Fixed fd number of the ready pipe in the VMM (passed as --ready-fd). */
+#define READY_FD 3
+#define READY_LINE_MAX 4096
+
+static int is_executable(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, X_OK) == 0;
+}
+
+/* The tandem-vmm to run: $TANDEM_VMM, next to our executable, its ../vmm/, then PATH. */
+static int find_vmm(tandem_ctx *ctx, char **out)
+{
+    char self[PATH_MAX], cand[PATH_MAX + 32];
+    const char *env = getenv("TANDEM_VMM"), *path;
+    ssize_t n;
+
+    if (env && env[0]) {
+        if (!is_executable(env))
+            return tandem_error(ctx, TANDEM_ERR_NOTFOUND,
+                                "TANDEM_VMM is '%s', which is not an executable file", env);
+        *out = strdup(env);
+        goto done;
+    }
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        char *slash;
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(cand, sizeof(cand), "%s/tandem-vmm", self);
+            if (is_executable(cand)) {
+                *out = strdup(cand);
+                goto done;
+            }
+            snprintf(cand, sizeof(cand), "%s/../vmm/tandem-vmm", self); /* the build tree */
+            if (is_executable(cand)) {
+                *out = strdup(cand);
+                goto done;
+            }
+        }
+    }
+    path = getenv("PATH");
+    while (path && *path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        if (len > 0 && len < PATH_MAX) {
+            snprintf(cand, sizeof(cand), "%.*s/tandem-vmm", (int)len, path);
+            if (is_executable(cand)) {
+                *out = strdup(cand);
+                goto done;
+            }
+        }
+        path = colon ? colon + 1 : NULL;
+    }
+    return tandem_error(ctx, TANDEM_ERR_NOTFOUND,
+                        "cannot find tandem-vmm (set TANDEM_VMM, or install it next to tandem "
+                        "or on PATH)");
+done:
+    return *out ? 0 : tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Everything the VMM child needs, prepared before fork (no allocation after it). */
+struct spawn {
+    char *argv[10];
+    char domid[16];
+    char readyfd[16];
+    char *logpath;
+    char *exec_fail; /* JSON line prefix '{"ok":false,"error":"cannot execute ...: ' */
+};
+
+/*
+ * Double fork: the VMM ends up in its own session, a child of init, with
+ * stdin on /dev/null, stdout/stderr appended to DIR/vmm.log (so that even
+ * a crash leaves a trace) and only the ready pipe open besides.
+ * *pid_out is the VMM's pid (0 if it could not be learned).
+ */
+static int spawn_vmm(tandem_ctx *ctx, struct spawn *sp, int ready_w, pid_t *pid_out)
+{
+    int pidpipe[2] = {-1, -1}, rc = 0, status;
+    pid_t child, vmm = 0;
+    ssize_t n;
+
+    if (pipe2(pidpipe, O_CLOEXEC) < 0)
+        return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot create a pipe");
+    child = fork();
+    if (child < 0) {
+        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot fork the VMM");
+        goto out;
+    }
+    if (child == 0) {
+        pid_t grand;
+        sigset_t none;
+        int fd;
+
+        setsid();
+        grand = fork();
+        if (grand != 0) {
+            if (grand > 0)
+                (void)!write(pidpipe[1], &grand, sizeof(grand));
+            _exit(grand > 0 ? 0 : 1);
+        }
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        if (chdir("/") < 0)
+            _exit(126);
+        fd = open("/dev/null", O_RDONLY);
+        if (fd >= 0 && fd != 0) {
+            dup2(fd, 0);
+            close(fd);
+        }
+        fd = open(sp->logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0)
+            fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            if (fd > 2)
+                close(fd);
+        }
+        if (dup2(ready_w, READY_FD) < 0)
+            _exit(126);
+        if (close_range(READY_FD + 1, ~0u, 0) < 0)
+            for (fd = READY_FD + 1; fd < 1024; fd++)
+                close(fd);
+        execv(sp->argv[0], sp->argv);
+        {
+            const char *e = strerror(errno);
+            (void)!write(READY_FD, sp->exec_fail, strlen(sp->exec_fail));
+            (void)!write(READY_FD, e, strlen(e));
+            (void)!write(READY_FD, "\"}\n", 3);
+        }
+        _exit(127);
+    }
+    close(pidpipe[1]);
+    pidpipe[1] = -1;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+        ;
+    do
+        n = read(pidpipe[0], &vmm, sizeof(vmm));
+    while (n < 0 && errno == EINTR);
+    if (n != sizeof(vmm))
+        vmm = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = tandem_error(ctx, TANDEM_ERR_IO, "cannot fork the VMM (second fork failed)");
+    *pid_out = vmm;
+out:
+    if (pidpipe[0] >= 0)
+        close(pidpipe[0]);
+    if (pidpipe[1] >= 0)
+        close(pidpipe[1]);
+    return rc;
+}
+
+/*
+ * Read the VMM's one ready line. 0 with *line (malloc'd, may be NULL on
+ * EOF without a line), or TANDEM_ERR_TIMEOUT.
+ */
+static int read_ready(int fd, int timeout_ms, char **line)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    char *buf = malloc(READY_LINE_MAX + 1);
+    size_t len = 0;
+    int rc = 0;
+
+    *line = NULL;
+    if (!buf)
+        return TANDEM_ERR_NOMEM;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int64_t left = deadline - now_ms();
+        ssize_t n;
+        int pr;
+        if (left <= 0) {
+            rc = TANDEM_ERR_TIMEOUT;
+            goto out;
+        }
+        pr = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0) {
+            rc = TANDEM_ERR_TIMEOUT;
+            goto out;
+        }
+        n = read(fd, buf + len, READY_LINE_MAX - len);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (memchr(buf, '\n', len) || len == READY_LINE_MAX)
+            break;
+    }
+    if (len == 0)
+        goto out;
+    buf[len] = '\0';
+    *line = buf;
+    buf = NULL;
+out:
+    free(buf);
+    return rc;
+}
+
+/* Last non-empty line of DIR/vmm.log (why a VMM died without a word), malloc'd or NULL. */
+static char *log_tail(const char *root, uint32_t domid)
+{
+    char *path = tdm_domain_path(root, domid, "vmm.log"), *text = NULL, *out = NULL, *p;
+
+    if (!path || tdm_read_file(NULL, path, &text))
+        goto out;
+    p = strrchr(text, '\n');
+    out = strdup(p ? p + 1 : text);
+out:
+    free(text);
+    free(path);
+    return out && out[0] ? out : (free(out), NULL);
+}
+
+/* Make a relative kernel path absolute against our current directory (the VMM runs in /). */
+static int absolute_kernel(tandem_ctx *ctx, tandem_domain_config *cfg)
+{
+    char cwd[PATH_MAX], *abs = NULL;
+
+    if (!cfg->b_info.kernel || !cfg->b_info.kernel[0] || cfg->b_info.kernel[0] == '/')
+        return 0;
+    if (!getcwd(cwd, sizeof(cwd)))
+        return tandem_error_errno(ctx, TANDEM_ERR_IO, errno,
+                                  "kernel '%s' is relative and the current directory is unknown",
+                                  cfg->b_info.kernel);
+    if (asprintf(&abs, "%s/%s", cwd, cfg->b_info.kernel) < 0)
+        return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+    free(cfg->b_info.kernel);
+    cfg->b_info.kernel = abs;
+    return 0;
+}
+
+int tandem_domain_create(tandem_ctx *ctx, const tandem_domain_config *cfg_in, unsigned flags,
+                         uint32_t *domid_out)
+{
+    char *root = NULL, *vmm_path = NULL, *json = NULL, *file = NULL, *line = NULL, *why = NULL;
+    char uuid_str[TANDEM_UUID_STRLEN];
+    struct spawn sp = {0};
+    tandem_domain_config cfg;
+    int ready[2] = {-1, -1}, cfd = -1, rc, reserved = 0, vmm_running = 0;
+    int timeout = tdm_env_ms("TANDEM_CREATE_TIMEOUT_MS", TDM_CREATE_TIMEOUT_MS);
+    const char *name = cfg_in ? cfg_in->c_info.name : NULL;
+    uint32_t domid = 0;
+    pid_t vmm = 0;
+
+    tandem_domain_config_init(&cfg);
+    if (!cfg_in)
+        return tandem_error(ctx, TANDEM_ERR_INVAL, "no domain configuration given");
+    rc = tdm_name_check(ctx, name);
+    if (rc)
+        goto out;
+    root = strdup(tandem_rundir());
+    if (!root || tandem_domain_config_copy(&cfg, cfg_in)) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (tandem_uuid_is_zero(cfg.c_info.uuid) && tandem_uuid_generate(cfg.c_info.uuid)) {
+        rc = tandem_error(ctx, TANDEM_ERR_IO, "domain '%s': cannot generate a uuid", name);
+        goto out;
+    }
+    tandem_uuid_format(cfg.c_info.uuid, uuid_str);
+    rc = absolute_kernel(ctx, &cfg);
+    if (rc)
+        goto out;
+    json = tandem_domain_config_to_json(&cfg);
+    if (!json) {
+        rc = tandem_error(ctx, TANDEM_ERR_INVAL,
+                          "domain '%s': the configuration cannot be written as JSON (a string that "
+                          "is not UTF-8 or a value out of range)",
+                          name);
+        goto out;
+    }
+    rc = find_vmm(ctx, &vmm_path);
+    if (rc) {
+        tandem_error_prefix(ctx, "domain '%s'", name);
+        goto out;
+    }
+
+    rc = tdm_rundir_allocate(ctx, root, name, uuid_str, &domid, &cfd);
+    if (rc)
+        goto out;
+    reserved = 1;
+    file = tdm_domain_path(root, domid, "config.json");
+    sp.logpath = tdm_domain_path(root, domid, "vmm.log");
+    if (!file || !sp.logpath) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = tdm_write_file(ctx, file, json, strlen(json));
+    if (rc)
+        goto out;
+
+    {
+        char msg[PATH_MAX + 64];
+        json_t *s;
+        snprintf(msg, sizeof(msg), "cannot execute '%s': ", vmm_path);
+        s = json_string(msg);
+        sp.exec_fail = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        json_decref(s);
+        if (sp.exec_fail) {
+            /* '"cannot execute ..."' -> '{"ok":false,"error":"cannot execute ...' */
+            char *pre = NULL;
+            sp.exec_fail[strlen(sp.exec_fail) - 1] = '\0';
+            if (asprintf(&pre, "{\"ok\":false,\"error\":%s", sp.exec_fail) < 0)
+                pre = NULL;
+            free(sp.exec_fail);
+            sp.exec_fail = pre;
+        }
+    }
+    free(file);
+    file = tdm_domain_path(root, domid, NULL);
+    snprintf(sp.domid, sizeof(sp.domid), "%u", domid);
+    snprintf(sp.readyfd, sizeof(sp.readyfd), "%d", READY_FD);
+    if (!sp.exec_fail || !file) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    {
+        int i = 0;
+        sp.argv[i++] = vmm_path;
+        sp.argv[i++] = "--domain-dir";
+        sp.argv[i++] = file;
+        sp.argv[i++] = "--domid";
+        sp.argv[i++] = sp.domid;
+        if (flags & TANDEM_CREATE_PAUSED)
+            sp.argv[i++] = "--paused";
+        sp.argv[i++] = "--ready-fd";
+        sp.argv[i++] = sp.readyfd;
+        sp.argv[i] = NULL;
+    }
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "domain '%s': cannot create a pipe",
+                                name);
+        goto out;
+    }
+    rc = spawn_vmm(ctx, &sp, ready[1], &vmm);
+    close(ready[1]);
+    ready[1] = -1;
+    if (rc) {
+        tandem_error_prefix(ctx, "domain '%s'", name);
+        goto out;
+    }
+    vmm_running = 1;
+
+    rc = read_ready(ready[0], timeout, &line);
+    if (rc == TANDEM_ERR_TIMEOUT) {
+        rc = tandem_error(ctx, rc,
+                          "domain '%s': the VMM (pid %d) did not report ready within %d ms; "
+                          "killed it",
+                          name, (int)vmm, timeout);
+        goto out;
+    }
+    if (rc) {
+        rc = tandem_error(ctx, rc, "out of memory");
+        goto out;
+    }
+    if (line) {
+        json_t *j = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
+        json_t *ok = json_object_get(j, "ok"), *err = json_object_get(j, "error");
+        if (json_is_true(ok)) {
+            rc = 0;
+        } else if (json_is_false(ok)) {
+            rc = tandem_error(ctx, TANDEM_ERR_FAIL, "domain '%s': %s", name,
+                              json_is_string(err) ? json_string_value(err)
+                                                  : "the VMM refused to start it");
+        } else {
+            rc = tandem_error(ctx, TANDEM_ERR_PROTO,
+                              "domain '%s': the VMM sent a malformed ready line: %.200s", name,
+                              line);
+        }
+        json_decref(j);
+        if (rc)
+            goto out;
+    } else {
+        /* EOF without a word: it died. Its log or exit-status says why. */
+        tdm_wait_pid_gone(vmm, 5000);
+        why = tdm_exit_summary(root, domid);
+        if (!why)
+            why = log_tail(root, domid);
+        rc = tandem_error(ctx, TANDEM_ERR_FAIL, "domain '%s': the VMM exited during start-up (%s)",
+                          name, why ? why : "no message in vmm.log");
+        goto out;
+    }
+    tdm_rundir_created(root, domid, cfd);
+    cfd = -1;
+    reserved = 0;
+    vmm_running = 0;
+    *domid_out = domid;
+out:
+    if (vmm_running && vmm > 0) {
+        /* It reported failure (and should exit) or never reported: make sure it is gone. */
+        if (!tdm_wait_pid_gone(vmm, rc == TANDEM_ERR_TIMEOUT ? 0 : 5000)) {
+            kill(vmm, SIGKILL);
+            tdm_wait_pid_gone(vmm, 2000);
+        }
+    }
+    if (reserved)
+        tdm_rundir_remove(NULL, root, domid); /* leave nothing behind */
+    if (cfd >= 0)
+        close(cfd);
+    if (ready[0] >= 0)
+        close(ready[0]);
+    if (ready[1] >= 0)
+        close(ready[1]);
+    tandem_domain_config_dispose(&cfg);
+    free(sp.exec_fail);
+    free(sp.logpath);
+    free(why);
+    free(line);
+    free(file);
+    free(json);
+    free(vmm_path);
+    free(root);
+    return rc;
+}
