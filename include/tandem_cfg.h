@@ -54,8 +54,9 @@ int tandem_cfg_parse_string(tandem_ctx *ctx, const char *source_name, const char
  * keyvalue is parsed as config text after everything already in cfg, so
  * "memory=256", "name=\"x\"", "disk=[\"a,raw,xvda,rw\"]", "a=1; b=2" and
  * "extra+=\" quiet\"" all work. As a convenience, "KEY=VALUE" or
- * "KEY+=VALUE" whose VALUE is not valid config syntax and does not start
- * with a quote or '[' is taken as the string VALUE (name=foo sets "foo").
+ * "KEY+=VALUE" whose VALUE is not valid config syntax and holds no quote,
+ * '[', ']', ';' or newline is taken as the string VALUE (name=foo sets
+ * "foo", cmdline=console=hvc0 quiet sets "console=hvc0 quiet").
  * index is the 1-based position of this override among all overrides:
  * its settings are recorded with source TANDEM_CFG_CMDLINE_SOURCE and
  * line index (further lines of a multi-line override count on from

@@ -382,8 +382,8 @@ static int perror_at(struct parser *ps, int line, const char *tok, size_t len, c
     if (!tok) {
         snprintf(shown, sizeof(shown), "end of file");
     } else {
-        while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r'))
-            len--;
+        if (len > 0 && tok[len - 1] == '\n')
+            len -= len > 1 && tok[len - 2] == '\r' ? 2 : 1;
         while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
             len--;
         if (!len) {
@@ -876,7 +876,8 @@ static const char *literal_override(const char *kv, size_t *namelen, int *add)
     p++;
     while (*p == ' ' || *p == '\t')
         p++;
-    if (*p == '"' || *p == '\'' || *p == '[' || strchr(p, '\n'))
+    /* Text that was meant as config syntax keeps its parse error. */
+    if (strpbrk(p, "\"'[];\n"))
         return NULL;
     return p;
 }
