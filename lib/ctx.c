@@ -102,5 +102,7 @@ void tandem_error_prefix(tandem_ctx *ctx, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, ctx->errmsg, sizeof(old));
-    snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%s: %s", prefix, old);
+    /* Truncation keeps the front of the message, which names the input. */
+    if (snprintf(ctx->errmsg, sizeof(ctx->errmsg), "%s: %s", prefix, old) < 0)
+        memcpy(ctx->errmsg, old, sizeof(old));
 }

@@ -26,7 +26,7 @@ def run(tandem, *args):
 
 
 def main():
-    tandem, root = sys.argv[1], sys.argv[2]
+    tandem, root = os.path.abspath(sys.argv[1]), sys.argv[2]
     os.chdir(root)
     examples = sorted(glob.glob("examples/*.cfg"))
     check(examples, "examples/*.cfg exist")

@@ -86,8 +86,8 @@ static void test_full(void **state)
                        "on_poweroff = 'preserve'\non_crash = \"restart\"\n"
                        "remus_backup = \"backup\"\n";
     assert_int_equal(convert(f, text), 0);
-    assert_int_equal(f->cfg.c_info.uuid.uuid[0], 0x12);
-    assert_int_equal(f->cfg.c_info.uuid.uuid[15], 0xf0);
+    assert_int_equal(f->cfg.c_info.uuid[0], 0x12);
+    assert_int_equal(f->cfg.c_info.uuid[15], 0xf0);
     assert_int_equal(f->cfg.b_info.target_memkb, 256 * 1024);
     assert_int_equal(f->cfg.b_info.max_memkb, 512 * 1024);
     assert_string_equal(f->cfg.b_info.cmdline, "ip=10.0.0.2/24 port=7000");
@@ -101,7 +101,7 @@ static void test_full(void **state)
     assert_int_equal(f->cfg.num_nics, 2);
     assert_int_equal(f->cfg.nics[0].devid, 0);
     assert_int_equal(f->cfg.nics[1].devid, 1);
-    assert_int_equal(f->cfg.nics[0].mac.mac[5], 1);
+    assert_int_equal(f->cfg.nics[0].mac[5], 1);
     assert_string_equal(f->cfg.nics[1].bridge, "br1");
     assert_int_equal(f->cfg.on_poweroff, TANDEM_ACTION_ON_SHUTDOWN_PRESERVE);
     assert_int_equal(f->cfg.on_crash, TANDEM_ACTION_ON_SHUTDOWN_RESTART);
