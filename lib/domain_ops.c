@@ -207,11 +207,17 @@ int tandem_domain_info(tandem_ctx *ctx, uint32_t domid, tandem_dominfo *out)
         out->vmm_pid = (int)pid;
     path = tdm_domain_path(root, domid, "name");
     if (path) {
-        char *name = NULL;
-        if (tdm_read_file(NULL, path, &name) == 0) {
+        char *text = NULL;
+        if (tdm_read_file(NULL, path, &text) == 0) {
             free(out->name);
-            out->name = name;
+            out->name = text;
+            text = NULL;
         }
+        free(path);
+        path = tdm_domain_path(root, domid, "uuid");
+        if (path && tandem_uuid_is_zero(out->uuid) && tdm_read_file(NULL, path, &text) == 0)
+            tandem_uuid_parse(text, out->uuid);
+        free(text);
     }
 out:
     free(path);
