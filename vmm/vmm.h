@@ -1,0 +1,204 @@
+/* Internal header of tandem-vmm: the domain, its memory, vCPU, console and control socket. */
+#ifndef TANDEM_VMM_H
+#define TANDEM_VMM_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "tandem_abi.h"
+
+/* Exit codes of the process (docs/vmm.md). */
+#define VMM_EXIT_ERROR 1     /* startup failed, or the VMM itself failed */
+#define VMM_EXIT_REBOOT 64   /* direct mode: the guest asked to reboot */
+#define VMM_EXIT_CRASH 65    /* direct mode: the guest crashed */
+#define VMM_EXIT_CODE_MAX 63 /* direct mode: poweroff codes are clamped to 0..63 */
+
+#define VMM_ERRLEN 512
+
+/* What to do when the guest stops (mirrors tandem_action_on_shutdown). */
+enum vmm_action {
+    VMM_ACTION_DESTROY,
+    VMM_ACTION_RESTART,
+    VMM_ACTION_PRESERVE,
+};
+
+/* Domain state as shown by `info`. */
+enum vmm_state {
+    VMM_STATE_RUNNING,
+    VMM_STATE_PAUSED,
+    VMM_STATE_SHUTDOWN, /* guest halted (poweroff/reboot), preserved */
+    VMM_STATE_CRASHED,  /* guest crashed, preserved */
+};
+
+/* Why the guest stopped. */
+enum vmm_halt_kind {
+    VMM_HALT_NONE,
+    VMM_HALT_POWEROFF,
+    VMM_HALT_REBOOT,
+    VMM_HALT_CRASH,
+    VMM_HALT_DESTROY, /* destroyed by the toolstack */
+};
+
+/* Everything the VMM needs to know to build the domain; filled by args or config.json. */
+struct vmm_params {
+    char *name;
+    char *uuid_str;   /* canonical text form, or NULL */
+    uint8_t uuid[16]; /* raw, zero when none */
+    char *kernel;
+    char *cmdline;
+    uint64_t mem_bytes;
+    unsigned vcpus;
+    enum vmm_action on_poweroff, on_reboot, on_crash;
+};
+
+/* Guest RAM: one memfd, one mapping, one KVM memslot. */
+struct vmm_mem {
+    int fd;
+    uint8_t *base;
+    uint64_t size;
+    uint64_t *dirty;     /* 1 bit per 4 KiB page the VMM wrote (atomic) */
+    uint64_t dirty_words;
+};
+
+struct vmm_console {
+    int log_fd;   /* console.log (or -1) */
+    int echo_fd;  /* stdout in direct mode (or -1) */
+    char *ring;   /* the last VMM_CONSOLE_RING bytes */
+    uint64_t total; /* bytes ever written */
+    pthread_mutex_t lock;
+};
+#define VMM_CONSOLE_RING 65536u
+
+struct vmm {
+    struct vmm_params p;
+    int domid;
+    bool direct; /* --kernel mode: foreground, console on stdout */
+    const char *dir; /* domain dir (daemon mode) */
+
+    int kvm_fd, vm_fd, vcpu_fd;
+    struct kvm_run *run;
+    size_t run_size;
+    struct vmm_mem mem;
+    struct vmm_console con;
+    uint64_t entry;    /* ELF e_entry */
+    uint64_t tsc_khz;
+    struct tandem_clock clock; /* what the clock page should say */
+    void *xsave_init;  /* vCPU FPU state at creation, restored on reboot */
+
+    /* vCPU thread and its control (protected by lock). */
+    pthread_t vcpu_thread;
+    bool vcpu_thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool want_pause;   /* toolstack asked to pause */
+    bool want_stop;    /* toolstack asked to destroy */
+    bool vcpu_parked;  /* vCPU thread is waiting, not in KVM_RUN */
+    bool vcpu_done;    /* vCPU thread has returned */
+    enum vmm_state state;
+    int kick_fd;       /* eventfd: wakes a vCPU sleeping in POLL */
+    int done_fd;       /* eventfd: vCPU thread finished (guest halted) */
+    uint64_t cpu_time_base_ns; /* CPU time of earlier vCPU threads (reboot) */
+    clockid_t vcpu_clock;
+
+    /* How the guest stopped (written by the vCPU thread before done_fd). */
+    enum vmm_halt_kind halt;
+    int halt_code;
+    char halt_msg[VMM_ERRLEN];
+};
+
+/* ---- vmm_log.c: timestamped messages to vmm.log (daemon) or stderr (direct). */
+void vmm_log_open(int fd);
+void vmm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- vmm_mem.c: guest RAM and the one guest-memory accessor. */
+/* Create the memfd, size it, map and populate it. Fails with a message in err. */
+int vmm_mem_init(struct vmm_mem *m, uint64_t size, char *err, size_t errlen);
+void vmm_mem_free(struct vmm_mem *m);
+/*
+ * The only way to reach guest memory: the host address of [gpa, gpa+len)
+ * when that range lies entirely inside RAM (overflow-safe), else NULL.
+ * len 0 is valid for any gpa <= size. The _w variant is for ranges the
+ * VMM will write: it marks their pages dirty first.
+ */
+void *vmm_gpa_ptr(struct vmm_mem *m, tandem_gpa_t gpa, uint64_t len);
+void *vmm_gpa_ptr_w(struct vmm_mem *m, tandem_gpa_t gpa, uint64_t len);
+/* Mark [gpa, gpa+len) dirty (range already validated). */
+void vmm_dirty_mark(struct vmm_mem *m, tandem_gpa_t gpa, uint64_t len);
+/* Number of dirty pages; when clear, also resets the bitmap (checkpoint engine). */
+uint64_t vmm_dirty_count(struct vmm_mem *m, bool clear);
+
+/* ---- vmm_elf.c: load and validate the guest image. */
+/* Load `path` into RAM; sets *entry. Fails (message naming path) for any invalid image. */
+int vmm_elf_load(struct vmm_mem *m, const char *path, uint64_t *entry, char *err, size_t errlen);
+
+/* ---- vmm_cpu.c: KVM VM, memslot, descriptor tables, page tables, vCPU at CPL3. */
+int vmm_kvm_init(struct vmm *vm, char *err, size_t errlen);
+/* Write the VMM-owned low memory (tables, boot info, clock page) and set the vCPU to entry. */
+int vmm_cpu_reset(struct vmm *vm, char *err, size_t errlen);
+void vmm_kvm_free(struct vmm *vm);
+/* Describe a CPU exception reported by the IDT stubs (vector in eax). */
+void vmm_cpu_describe_fault(struct vmm *vm, unsigned vector, char *out, size_t outlen);
+
+/* ---- vmm_clock.c: the shared clock page. */
+uint64_t vmm_clock_tsc_khz(struct vmm *vm);
+void vmm_clock_init(struct vmm *vm);
+/* Guest time now (ns) from the same formula the guest uses. */
+uint64_t vmm_clock_guest_ns(struct vmm *vm);
+
+/* ---- vmm_console.c */
+int vmm_console_init(struct vmm_console *c, int log_fd, int echo_fd);
+void vmm_console_write(struct vmm_console *c, const void *buf, size_t len);
+void vmm_console_free(struct vmm_console *c);
+
+/* ---- vmm_run.c: the vCPU thread. */
+/* Install the kick signal handler; call once before any vCPU thread exists. */
+int vmm_run_setup_signals(void);
+/* Start the vCPU thread (paused if start_paused). */
+int vmm_run_start(struct vmm *vm, bool start_paused, char *err, size_t errlen);
+/* Ask the vCPU to stop running guest code and wait until it has. */
+void vmm_run_pause(struct vmm *vm);
+void vmm_run_unpause(struct vmm *vm);
+/* Stop the vCPU thread for good (destroy) and join it. */
+void vmm_run_stop(struct vmm *vm);
+/* Join a vCPU thread that finished on its own (after done_fd fired). */
+void vmm_run_join(struct vmm *vm);
+uint64_t vmm_run_cpu_time_ns(struct vmm *vm);
+/*
+ * Called by the vCPU thread inside POLL: sleep until guest time reaches
+ * deadline_ns, or return early when the toolstack wants the vCPU (pause,
+ * destroy) or a device event arrives.
+ */
+void vmm_run_wait(struct vmm *vm, uint64_t deadline_ns);
+
+/* ---- vmm_hypercall.c: one guest `out` to the ABI port range. */
+/*
+ * Handle hypercall nr with argument GPA arg. Returns true to continue
+ * running the guest, false when the guest has stopped (vm->halt set).
+ */
+bool vmm_hypercall(struct vmm *vm, unsigned nr, uint32_t arg);
+/* Stop the domain as crashed with a formatted reason. Always returns false. */
+bool vmm_crash(struct vmm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- vmm_control.c: control socket and the daemon's main loop. */
+/* Create DIR/control.sock. */
+int vmm_control_open(struct vmm *vm, char *err, size_t errlen);
+/* Serve requests until the domain is destroyed; returns the process exit status. */
+int vmm_control_loop(struct vmm *vm);
+void vmm_control_close(struct vmm *vm);
+
+/* ---- vmm_config.c: the parameters from DIR/config.json. */
+int vmm_config_load(struct vmm_params *p, const char *path, char *err, size_t errlen);
+void vmm_params_free(struct vmm_params *p);
+/* Check the parameters against the ABI and the host. */
+int vmm_params_check(struct vmm_params *p, char *err, size_t errlen);
+
+/* ---- vmm_main.c: building and rebuilding the domain. */
+/* (Re)load the image and reset the vCPU: used at start and on reboot. */
+int vmm_domain_boot(struct vmm *vm, char *err, size_t errlen);
+const char *vmm_halt_name(enum vmm_halt_kind h);
+
+#endif
