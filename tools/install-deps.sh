@@ -2,7 +2,7 @@
 # Install the Debian packages Tandem needs to build and test, if any are missing.
 set -eu
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3 \
-libjansson-dev libcmocka-dev libnl-3-dev libnl-route-3-dev liblz4-dev libzstd-dev libsodium-dev \
+libjansson-dev libcmocka-dev libnl-3-dev libnl-route-3-dev liblz4-dev libzstd-dev libxxhash-dev libsodium-dev \
 iproute2 dpkg-dev xz-utils"
 missing=""
 for p in $PKGS; do
