@@ -119,8 +119,8 @@ int tandem_domain_rename(tandem_ctx *ctx, uint32_t domid, const char *new_name);
 int tandem_domain_console_path(tandem_ctx *ctx, uint32_t domid, char **path_out);
 
 /*
- * Whether the domain still exists with a live VMM: 1 yes, 0 no (its
- * VMM has exited; runtime entries may remain until reaped). For console
+ * Whether the domain still exists with a live VMM (or is being created):
+ * 1 yes, 0 no. A domain found dead is reaped on the way. For console
  * followers polling for the end of a domain. Never records an error.
  */
 int tandem_domain_alive(tandem_ctx *ctx, uint32_t domid);

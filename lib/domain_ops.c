@@ -61,6 +61,7 @@ int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const 
 {
     char *label = tdm_domain_label(root, domid), *dir = tdm_domain_path(root, domid, NULL);
     json_t *req = NULL;
+    pid_t pid = 0;
     int rc = 0;
 
     if (reply)
@@ -70,7 +71,7 @@ int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const 
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    switch (tdm_domain_status(root, domid, NULL)) {
+    switch (tdm_domain_status(root, domid, &pid)) {
     case TDM_DOM_ABSENT:
         rc = tandem_error(ctx, TANDEM_ERR_NOTFOUND, "no domain with id %u", domid);
         goto out;
@@ -84,9 +85,18 @@ int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const 
         break;
     }
     rc = tdm_control_call(ctx, dir, req, reply, NULL, 0);
-    if (rc == TANDEM_ERR_NOTFOUND && tdm_domain_status(root, domid, NULL) == TDM_DOM_DEAD)
-        rc = gone_error(ctx, root, domid, label); /* it exited while we asked */
-    else if (rc)
+    if (rc && rc != TANDEM_ERR_FAIL && rc != TANDEM_ERR_TIMEOUT && rc != TANDEM_ERR_NOMEM) {
+        /*
+         * A VMM that is exiting closes its socket before its pid file goes:
+         * give it a moment, and report the exit rather than a broken socket.
+         */
+        tdm_wait_pid_gone(pid, 1000);
+        if (tdm_domain_status(root, domid, NULL) == TDM_DOM_DEAD) {
+            rc = gone_error(ctx, root, domid, label);
+            goto out;
+        }
+    }
+    if (rc)
         tandem_error_prefix(ctx, "%s", label);
 out:
     json_decref(req);
@@ -433,8 +443,11 @@ int tandem_domain_console_path(tandem_ctx *ctx, uint32_t domid, char **path_out)
 
 int tandem_domain_alive(tandem_ctx *ctx, uint32_t domid)
 {
-    enum tdm_dom_status st = tdm_domain_status(tandem_rundir(), domid, NULL);
+    const char *root = tandem_rundir();
+    enum tdm_dom_status st = tdm_domain_status(root, domid, NULL);
 
     (void)ctx;
+    if (st == TDM_DOM_DEAD)
+        tdm_rundir_reap_one(NULL, root, domid); /* seen gone: clean up after it */
     return st == TDM_DOM_LIVE || st == TDM_DOM_CREATING;
 }

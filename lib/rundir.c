@@ -340,32 +340,44 @@ out:
 /* Remove every file in dir, then dir. ENOENT anywhere is fine. */
 static int remove_tree(tandem_ctx *ctx, const char *dir)
 {
-    DIR *d;
+    DIR *d = NULL;
     struct dirent *de;
     int rc = 0;
 
-    d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot open '%s'", dir);
-    }
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
-            if (errno == EISDIR &&
-                unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+    /*
+     * A VMM that is exiting may still drop a file (exit-status) after we
+     * judged it gone, so a folder that refills is emptied a few times.
+     */
+    for (int pass = 0; pass < 5; pass++) {
+        d = opendir(dir);
+        if (!d) {
+            if (errno == ENOENT)
+                return 0;
+            return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot open '%s'", dir);
+        }
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno == ENOENT)
+                continue;
+            if (errno == EISDIR && unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
                 continue;
             rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot remove '%s/%s'", dir,
                                     de->d_name);
             goto out;
         }
+        closedir(d);
+        d = NULL;
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            goto out;
+        if (errno != ENOTEMPTY && errno != EEXIST)
+            break;
+        usleep(10 * 1000);
     }
-    if (rmdir(dir) < 0 && errno != ENOENT)
-        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot remove '%s'", dir);
+    rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot remove '%s'", dir);
 out:
-    closedir(d);
+    if (d)
+        closedir(d);
     return rc;
 }
 
