@@ -889,6 +889,11 @@ int tandem_cfg_apply_override(tandem_ctx *ctx, tandem_cfg *cfg, const char *keyv
     size_t namelen;
     int rc, add;
 
+    if (!keyvalue) {
+        tandem_cfg_free(work);
+        return tandem_error(ctx, TANDEM_ERR_INVAL, "%s:%d: missing override text",
+                            TANDEM_CFG_CMDLINE_SOURCE, index);
+    }
     if (!work)
         return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
     if (index < 1)
