@@ -21,6 +21,11 @@
 #define TANDEM_ABI_NOTE_NAME "Tandem" /* n_namesz = 7, including the NUL */
 #define TANDEM_ABI_NOTE_VERSION 1     /* n_type; descriptor = uint32_t ABI version */
 
+/* Hypercall ports (see "hypercalls" below); plain integers for the same reason. */
+#define TANDEM_HC_PORT_BASE 0x500
+#define TANDEM_HC_PORT(nr) (TANDEM_HC_PORT_BASE + (nr))
+#define TANDEM_HC_NR_MAX 31 /* ports 0x500..0x51f are reserved for the ABI */
+
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 
@@ -135,9 +140,6 @@ struct tandem_clock {
  * `ret` is 0 (or a byte count where stated) on success, or a negative
  * TANDEM_HC_E* code.
  */
-#define TANDEM_HC_PORT_BASE 0x500u
-#define TANDEM_HC_PORT(nr) (TANDEM_HC_PORT_BASE + (nr))
-#define TANDEM_HC_NR_MAX 31u /* ports 0x500..0x51f are reserved for the ABI */
 
 enum tandem_hc_nr {
     TANDEM_HC_CONSOLE_WRITE = 1,
