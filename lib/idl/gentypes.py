@@ -571,7 +571,7 @@ def gen_test(types):
         o.append("        fill_%s(&a, &seed);\n" % t.name)
         o.append("        t1 = %s_to_json(&a);\n        assert_non_null(t1);\n" % n)
         o.append("        if (%s_from_json(ctx, &b, t1) != 0)\n" % n)
-        o.append("            fail_msg(\"round %%llu: %%s\\n%%s\", (unsigned long long)round, "
+        o.append("            fail_msg(\"round %llu: %s\\n%s\", (unsigned long long)round, "
                  "tandem_ctx_error(ctx), t1);\n")
         o.append("        assert_true(%s_equal(&a, &b));\n" % n)
         o.append("        t2 = %s_to_json(&b);\n        assert_non_null(t2);\n" % n)
