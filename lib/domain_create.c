@@ -35,7 +35,8 @@ static int find_vmm(tandem_ctx *ctx, char **out)
         if (!is_executable(env))
             return tandem_error(ctx, TANDEM_ERR_NOTFOUND,
                                 "TANDEM_VMM is '%s', which is not an executable file", env);
-        *out = strdup(env);
+        /* Absolute: the VMM is executed after chdir("/"). */
+        *out = env[0] == '/' ? strdup(env) : realpath(env, NULL);
         goto done;
     }
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -1,0 +1,51 @@
+#!/bin/bash
+# System test: a SIGKILLed VMM is reaped by list, console ends with its domain, bad configs leave nothing.
+source "$(dirname "$0")/lifecycle_lib.sh"
+lc_init "$@"
+
+# VMM killed -9: list reaps it, lookups say it is gone, its name is free again.
+create victim ticker || fail "create victim"
+pid=$(vmm_pid_of victim)
+[ -n "$pid" ] && kill -0 "$pid" || fail "no VMM pid for victim"
+kill -9 "$pid"
+wait_for 5 sh -c "! kill -0 $pid 2>/dev/null || grep -q '^[^)]*) Z' /proc/$pid/stat" || fail "VMM survived kill -9"
+[ -z "$("$T" list | tail -n +2)" ] || fail "list still shows the killed domain"
+assert_clean
+create victim ticker || fail "name of the killed domain is not free"
+"$T" destroy victim || fail "destroy victim"
+
+# An attached console ends when its domain is destroyed.
+create watched ticker || fail "create watched"
+"$T" console watched >"$TANDEM_RUNDIR/console.out" </dev/null &
+cpid=$!
+wait_for 5 grep -q "tick 1" "$TANDEM_RUNDIR/console.out" || fail "console shows no ticks"
+"$T" destroy watched || fail "destroy watched"
+wait_for 3 sh -c "! kill -0 $cpid 2>/dev/null" || fail "console did not end with its domain"
+wait $cpid || fail "console exited non-zero"
+rm -f "$TANDEM_RUNDIR/console.out"
+assert_clean
+
+# A guest that powers off with on_poweroff=preserve stays listed as shut down.
+create kept hello on_poweroff=preserve || fail "create kept"
+wait_for 5 sh -c "\"$T\" list kept | grep -q -- '---s--'" || fail "preserved domain shows '$(state_of kept)'"
+"$T" console --log kept | grep -q SUCCESS || fail "console --log of the preserved domain"
+"$T" destroy kept || fail "destroy kept"
+assert_clean
+
+# Bad input: one clear message naming the problem, nothing left behind.
+expect_fail "/nonexistent/nothing.elf" "$T" create "$LC_CFG" name=bad 'kernel="/nonexistent/nothing.elf"'
+assert_clean
+echo "not an ELF" >"$TANDEM_RUNDIR/notelf.elf"
+expect_fail "domain 'bad': kernel $TANDEM_RUNDIR/notelf.elf: not an ELF file" \
+    "$T" create "$LC_CFG" name=bad "kernel=\"$TANDEM_RUNDIR/notelf.elf\""
+rm -f "$TANDEM_RUNDIR/notelf.elf"
+assert_clean
+expect_fail "domain 'bad': vcpus=2: tandem-vmm runs exactly one vCPU" create bad ticker vcpus=2
+assert_clean
+expect_fail "domain name '12' is all digits" create 12 ticker
+assert_clean
+if [ -f "$G/wrongabi.elf" ]; then
+    expect_fail "domain 'bad': kernel $G/wrongabi.elf: guest ABI version 999" create bad wrongabi
+    assert_clean
+fi
+echo "PASS"
