@@ -192,7 +192,11 @@ int main(int argc, char **argv)
         fclose(f);
     }
     ls = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", dir);
+    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", dir) >=
+        sizeof(sa.sun_path)) {
+        dprintf(ready, "{\"ok\":false,\"error\":\"socket path too long\"}\n");
+        return 1;
+    }
     if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 16)) {
         dprintf(ready, "{\"ok\":false,\"error\":\"cannot listen: %s\"}\n", strerror(errno));
         return 1;

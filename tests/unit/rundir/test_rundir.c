@@ -399,7 +399,8 @@ static int listen_at(const char *root, uint32_t domid)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
     assert_true(s >= 0);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/domains/%u/control.sock", root, domid);
+    assert_true((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/domains/%u/control.sock",
+                                 root, domid) < sizeof(sa.sun_path));
     assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(listen(s, 4), 0);
     return s;
