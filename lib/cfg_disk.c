@@ -1,4 +1,4 @@
-/* xl disk spec parser: libxlutil's flex scanner (libxlu_disk_l.l) rule for rule, plus Remus targets. */
+/* xl disk spec parser: libxlutil's flex rules (libxlu_disk_l.l) applied as flex does; Remus. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,10 +503,9 @@ static int parse_remus_target(struct dpc *d)
     tandem_device_disk *disk = d->disk;
     const char *t = disk->pdev_path + strlen("remus:");
     const char *bar = strchr(t, '|'), *colon = NULL, *image, *host;
+    char *end = NULL, *host_copy = NULL, *image_copy = NULL;
     size_t host_len;
-    char *end;
     long port;
-    int rc = 0;
 
     if (!bar) {
         disk_err(d, TANDEM_ERR_INVAL, disk->pdev_path,
@@ -527,21 +526,18 @@ static int parse_remus_target(struct dpc *d)
         host++;
         host_len -= 2;
     }
-    if (!is_digit(colon[1])) {
-        disk_err(d, TANDEM_ERR_INVAL, disk->pdev_path, "Remus port is not a number");
-        goto out;
-    }
-    port = strtol(colon + 1, &end, 10);
-    if (end != bar || port < 1 || port > 65535) {
+    port = is_digit(colon[1]) ? strtol(colon + 1, &end, 10) : 0;
+    if (port < 1 || port > 65535 || end != bar) {
         disk_err(d, TANDEM_ERR_INVAL, disk->pdev_path, "Remus port must be 1 to 65535");
         goto out;
     }
     image = bar + 1;
-    if (!strncmp(image, "aio:", 4))
+    if (!strncmp(image, "aio:", 4)) {
         image += 4;
-    else if (!strncmp(image, "sync:", 5))
+    } else if (!strncmp(image, "sync:", 5)) {
         image += 5;
-    else if (is_lower(image[0]) && image[strspn(image, "abcdefghijklmnopqrstuvwxyz0123456789")] == ':') {
+    } else if (is_lower(image[0]) &&
+               image[strspn(image, "abcdefghijklmnopqrstuvwxyz0123456789")] == ':') {
         disk_err(d, TANDEM_ERR_INVAL, disk->pdev_path,
                  "Remus replicates raw images only (aio:, sync: or a plain path)");
         goto out;
@@ -555,20 +551,23 @@ static int parse_remus_target(struct dpc *d)
                  "a Remus-replicated disk must be a raw image, not a CD-ROM or another format");
         goto out;
     }
-    free(disk->remus_host);
-    disk->remus_host = strndup(host, host_len);
-    end = strdup(image);
-    if (!disk->remus_host || !end) {
-        free(end);
+    host_copy = strndup(host, host_len);
+    image_copy = strdup(image);
+    if (!host_copy || !image_copy) {
         disk_err(d, TANDEM_ERR_NOMEM, NULL, "out of memory");
         goto out;
     }
+    free(disk->remus_host);
+    disk->remus_host = host_copy;
+    host_copy = NULL;
     free(disk->pdev_path);
-    disk->pdev_path = end;
+    disk->pdev_path = image_copy;
+    image_copy = NULL;
     disk->remus_port = (int)port;
 out:
-    rc = d->err;
-    return rc;
+    free(host_copy);
+    free(image_copy);
+    return d->err;
 }
 
 int tandem_disk_parse(tandem_ctx *ctx, tandem_device_disk *disk, int nspecs,

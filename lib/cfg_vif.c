@@ -173,8 +173,8 @@ static int set_string(tandem_ctx *ctx, const char *spec, char **slot, const char
 }
 
 /* Keys xl accepts that tandem has no use for: rejected, but with a message saying so. */
-static const char *const xl_only_keys[] = {"backend", "accel", "netdev", "forwarddev",
-                                           "gatewaydev", "colo_"};
+static const char *const xl_only_keys[] = {"backend",    "accel",      "netdev",
+                                           "forwarddev", "gatewaydev", "colo_"};
 
 /* One "key=value" or flag of a vif spec (xl's parse_nic_config). */
 static int parse_token(tandem_ctx *ctx, const char *spec, tandem_device_nic *nic, char *token)
@@ -227,8 +227,8 @@ static int parse_token(tandem_ctx *ctx, const char *spec, tandem_device_nic *nic
     if (!strcmp(key, "model"))
         return set_string(ctx, spec, &nic->model, value);
     if (!strcmp(key, "rate")) {
-        int rc = tandem_rate_parse(ctx, value, &nic->rate_bytes_per_interval,
-                                   &nic->rate_interval_usecs);
+        int rc =
+            tandem_rate_parse(ctx, value, &nic->rate_bytes_per_interval, &nic->rate_interval_usecs);
         if (rc)
             tandem_error_prefix(ctx, "vif spec \"%s\"", spec);
         return rc;

@@ -177,14 +177,22 @@ void tdm_json_path_index(char *buf, size_t n, const char *path, size_t i)
 const char *tdm_json_kind(const json_t *j)
 {
     switch (json_typeof(j)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
     }
     return "an unknown JSON value";
 }
@@ -249,8 +257,8 @@ int tdm_json_parse_defbool(tandem_ctx *ctx, const char *path, const json_t *j, t
     else if (!strcmp(s, "<default>"))
         tandem_defbool_unset(out);
     else
-        return tdm_json_error(ctx, path, "expected \"True\", \"False\" or \"<default>\", got \"%s\"",
-                              s);
+        return tdm_json_error(ctx, path,
+                              "expected \"True\", \"False\" or \"<default>\", got \"%s\"", s);
     return 0;
 }
 
@@ -263,7 +271,8 @@ static int parse_integer(tandem_ctx *ctx, const char *path, const json_t *j, lon
         return tdm_json_type_error(ctx, path, what, j);
     v = json_integer_value(j);
     if (v < lo || (v >= 0 && (unsigned long long)v > hi))
-        return tdm_json_error(ctx, path, "expected %s, got %lld (out of range)", what, (long long)v);
+        return tdm_json_error(ctx, path, "expected %s, got %lld (out of range)", what,
+                              (long long)v);
     *out = (unsigned long long)v;
     return 0;
 }

@@ -1,4 +1,4 @@
-/* libFuzzer target: xl disk spec words (NUL-separated) through tandem_disk_parse and a JSON round trip. */
+/* libFuzzer target: disk spec words (NUL-separated) through tandem_disk_parse and JSON. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

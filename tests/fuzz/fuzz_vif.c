@@ -1,4 +1,4 @@
-/* libFuzzer target: xl vif specs and rates through tandem_nic_parse/tandem_rate_parse and a JSON round trip. */
+/* libFuzzer target: vif specs and rates through tandem_nic_parse/tandem_rate_parse and JSON. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

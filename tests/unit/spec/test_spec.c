@@ -1,4 +1,4 @@
-/* Disk and vif spec parsers: Xen's conformance cases (xl-*-cases.json) plus Remus forms and errors. */
+/* Disk and vif spec parsers: Xen's conformance cases, Remus targets, error messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,7 +80,8 @@ static int check_case(json_t *c, const char *prefix, parse_fn parse)
         printf("FAIL %s:\nwant %s\ngot  %s\n", label, want, shown);
         bad = 1;
     }
-    json_object_foreach(expect, key, want_v) {
+    json_object_foreach(expect, key, want_v)
+    {
         if (!json_equal(want_v, json_object_get(obj, key))) {
             printf("FAIL %s: field %s differs; got %s\n", label, key, text);
             bad = 1;
@@ -192,7 +193,8 @@ static void test_disk_remus(void **state)
     tandem_device_disk disk;
     char *text;
 
-    assert_int_equal(disk_words(&disk, "tap:remus:backup1:9000|aio:/srv/guest.img,xvda,w", NULL), 0);
+    assert_int_equal(disk_words(&disk, "tap:remus:backup1:9000|aio:/srv/guest.img,xvda,w", NULL),
+                     0);
     assert_string_equal(disk.pdev_path, "/srv/guest.img");
     assert_string_equal(disk.vdev, "xvda");
     assert_string_equal(disk.remus_host, "backup1");
@@ -225,7 +227,8 @@ static void test_disk_remus(void **state)
     tandem_device_disk_dispose(&disk);
 
     /* target= takes anything, so IPv6 literals and commas work there. */
-    assert_int_equal(disk_words(&disk, "vdev=xvdd", "target=remus:[::1]:9000|sync:/x,y.img", NULL), 0);
+    assert_int_equal(disk_words(&disk, "vdev=xvdd", "target=remus:[::1]:9000|sync:/x,y.img", NULL),
+                     0);
     assert_string_equal(disk.remus_host, "::1");
     assert_string_equal(disk.pdev_path, "/x,y.img");
     tandem_device_disk_dispose(&disk);

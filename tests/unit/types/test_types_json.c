@@ -42,9 +42,11 @@ static void test_errors_name_the_path(void **state)
                    "nics[1].mac: expected a MAC address \"xx:xx:xx:xx:xx:xx\", got \"zz\"");
     config_rejects("{\"nics\": [{\"mac\": \"00:16:3e:00:00\"}]}", "nics[0].mac:");
     config_rejects("{\"nics\": [{\"mac\": \"00:16:3e:00:00:0g\"}]}", "nics[0].mac:");
-    config_rejects("{\"disks\": [{\"vdev\": 3}]}", "disks[0].vdev: expected a string, got the integer 3");
+    config_rejects("{\"disks\": [{\"vdev\": 3}]}",
+                   "disks[0].vdev: expected a string, got the integer 3");
     config_rejects("{\"disks\": [{\"format\": \"vmdk\"}]}", "disks[0].format: expected one of");
-    config_rejects("{\"disks\": [{\"readwrite\": \"1\"}]}", "disks[0].readwrite: expected an integer");
+    config_rejects("{\"disks\": [{\"readwrite\": \"1\"}]}",
+                   "disks[0].readwrite: expected an integer");
     config_rejects("{\"disks\": [{\"readwrite\": 4294967296}]}", "out of range");
     config_rejects("{\"disks\": [{\"trusted\": \"yes\"}]}", "disks[0].trusted: expected \"True\"");
     config_rejects("{\"disks\": {}}", "disks: expected an array, got an object");
@@ -100,11 +102,12 @@ static void test_parse_resets_and_accepts_defaults(void **state)
     tandem_dominfo_init(&d);
     assert_int_equal(d.shutdown_reason, TANDEM_SHUTDOWN_REASON_UNKNOWN);
     d.name = strdup("old");
-    assert_int_equal(tandem_dominfo_from_json(ctx, &d,
-                                              "{\"domid\": 7, \"shutdown_reason\": \"poweroff\","
-                                              " \"protected_by_remus\": \"<default>\","
-                                              " \"uuid\": \"0A1B2C3D-0000-4000-8000-00000000000f\"}"),
-                     0);
+    assert_int_equal(
+        tandem_dominfo_from_json(ctx, &d,
+                                 "{\"domid\": 7, \"shutdown_reason\": \"poweroff\","
+                                 " \"protected_by_remus\": \"<default>\","
+                                 " \"uuid\": \"0A1B2C3D-0000-4000-8000-00000000000f\"}"),
+        0);
     assert_null(d.name);
     assert_int_equal(d.domid, 7);
     assert_int_equal(d.shutdown_reason, TANDEM_SHUTDOWN_REASON_POWEROFF);
@@ -127,7 +130,8 @@ static void test_builtins(void **state)
     assert_int_equal(tandem_uuid_from_string(buf, &v), 0);
     assert_memory_equal(u, v, sizeof(u));
     assert_int_equal(tandem_uuid_parse("0a1b2c3d-0000-4000-8000-00000000000", v), TANDEM_ERR_INVAL);
-    assert_int_equal(tandem_uuid_parse("0a1b2c3d00000-4000-8000-00000000000f", v), TANDEM_ERR_INVAL);
+    assert_int_equal(tandem_uuid_parse("0a1b2c3d00000-4000-8000-00000000000f", v),
+                     TANDEM_ERR_INVAL);
     assert_int_equal(tandem_mac_parse("00:16:3e:00:00:01 ", u), TANDEM_ERR_INVAL);
     assert_int_equal(tandem_mac_parse(NULL, u), TANDEM_ERR_INVAL);
 
