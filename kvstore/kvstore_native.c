@@ -232,9 +232,13 @@ int main(int argc, char **argv)
     uint64_t cap = (uint64_t)sb.st_size / KV_SECTOR * KV_SECTOR;
     if (cap == 0) {
         cap = (uint64_t)size_mib << 20;
-        if (ftruncate(fb.fd, (off_t)cap)) {
+        /* Allocate now: no block allocation inside fdatasync later, and ENOSPC shows here. */
+        int frc = posix_fallocate(fb.fd, 0, (off_t)cap);
+        if (frc == EOPNOTSUPP || frc == EINVAL)
+            frc = ftruncate(fb.fd, (off_t)cap) ? errno : 0;
+        if (frc) {
             fprintf(stderr, "tandem-kvstore-native: cannot size log '%s' to %lu MiB: %s\n",
-                    log_path, size_mib, strerror(errno));
+                    log_path, size_mib, strerror(frc));
             goto out;
         }
     }
