@@ -102,6 +102,7 @@ struct vmm {
     int kick_fd;       /* eventfd: wakes a vCPU sleeping in POLL */
     int done_fd;       /* eventfd: vCPU thread finished (guest halted) */
     uint64_t cpu_time_base_ns; /* CPU time of earlier vCPU threads (reboot) */
+    uint64_t cpu_time_parked_ns; /* CPU time when the vCPU last parked */
     clockid_t vcpu_clock;
 
     /* How the guest stopped (written by the vCPU thread before done_fd). */

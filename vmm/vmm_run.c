@@ -128,6 +128,8 @@ static void park(struct vmm *vm)
         vmm_log("KVM_RUN (completing an exit before pause): %s", strerror(errno));
     vm->run->immediate_exit = 0;
     pthread_mutex_lock(&vm->lock);
+    /* Frozen while parked, so a paused domain's CPU time does not move. */
+    vm->cpu_time_parked_ns = vm->cpu_time_base_ns + thread_cpu_ns();
     vm->vcpu_parked = true;
     vm->state = VMM_STATE_PAUSED;
     pthread_cond_broadcast(&vm->cond);
@@ -274,7 +276,9 @@ uint64_t vmm_run_cpu_time_ns(struct vmm *vm)
 
     pthread_mutex_lock(&vm->lock);
     ns = vm->cpu_time_base_ns;
-    if (vm->vcpu_thread_started && !vm->vcpu_done &&
+    if (vm->vcpu_parked)
+        ns = vm->cpu_time_parked_ns;
+    else if (vm->vcpu_thread_started && !vm->vcpu_done &&
         clock_gettime(vm->vcpu_clock, &ts) == 0)
         ns += (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     pthread_mutex_unlock(&vm->lock);

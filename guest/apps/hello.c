@@ -1,4 +1,8 @@
-/* hello: prints a greeting, its boot info and the time, then powers off (prints SUCCESS). */
+/*
+ * hello: prints a greeting, its boot info and the time, then powers off
+ * (prints SUCCESS). halt=reboot|crash and code=N on the command line choose
+ * how it stops instead (for the lifecycle tests).
+ */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +13,8 @@
 int main(int argc, char **argv)
 {
     const struct tandem_boot_info *bi = tg_boot_info();
-    char *copy;
+    char *copy, halt[16] = "poweroff";
+    long code = tg_cmdline_long("code", 0);
     int i;
 
     printf("Hello from a Tandem guest!\n");
@@ -25,5 +30,10 @@ int main(int argc, char **argv)
     printf("%s\n", copy);
     free(copy);
     printf("SUCCESS\n");
-    return 0;
+    tg_cmdline_str("halt", halt, sizeof(halt));
+    if (strcmp(halt, "reboot") == 0)
+        tg_halt(TANDEM_HALT_REBOOT, (int)code, "hello asked to reboot");
+    if (strcmp(halt, "crash") == 0)
+        tg_halt(TANDEM_HALT_CRASH, (int)code, "hello asked to crash");
+    return (int)code;
 }
