@@ -326,7 +326,7 @@ enum tok {
 /* Token names as bison's %error-verbose prints xl's grammar symbols. */
 static const char *const tok_names[] = {
     [T_EOF] = "end of file", [T_IDENT] = "IDENT", [T_STRING] = "STRING",
-    [T_NUMBER] = "NUMBER",   [T_NEWLINE] = "NEWLINE", [T_ADD] = "\"+=\"",
+    [T_NUMBER] = "NUMBER",   [T_NEWLINE] = "NEWLINE", [T_ADD] = "+=",
     [T_EQ] = "'='",          [T_SEMI] = "';'",       [T_LBRACK] = "'['",
     [T_RBRACK] = "']'",      [T_COMMA] = "','",
 };
@@ -560,7 +560,7 @@ static int lex(struct parser *ps)
             p++;
         }
         if (p == ps->end || *p != quote) {
-            ps->tlen = (size_t)(p - ps->tstart);
+            ps->tlen = lexerr_chunk(ps, ps->tstart);
             rc = perror_at(ps, ps->tline, ps->tstart, ps->tlen,
                            "lexical error: unterminated quoted string (strings end on the line "
                            "they start)");
@@ -719,7 +719,7 @@ static int parse_assignment(struct parser *ps)
     if ((rc = lex(ps)))
         goto fail;
     if (ps->tok != T_EQ && ps->tok != T_ADD) {
-        rc = syntax_error(ps, "\"+=\" or '='");
+        rc = syntax_error(ps, "+= or '='");
         goto fail;
     }
     add = ps->tok == T_ADD;

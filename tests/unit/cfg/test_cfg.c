@@ -200,7 +200,7 @@ static void test_escape_errors(void **state)
 static void test_string_lexical_errors(void **state)
 {
     (void)state;
-    PARSE_ERR("name = \"my vm\nb=1\n", "t.cfg:1: config parsing error near '\"my vm': lexical "
+    PARSE_ERR("name = \"my vm\nb=1\n", "t.cfg:1: config parsing error near '\"my': lexical "
                                        "error: unterminated quoted string (strings end on the line "
                                        "they start)");
     PARSE_ERR("a = 1\n\nname = 'abc", "t.cfg:3: config parsing error near ''abc': lexical error: "
@@ -239,7 +239,7 @@ static void test_syntax_errors(void **state)
     PARSE_ERR("a = 1 b", "t.cfg:1: config parsing error near 'b': syntax error, unexpected IDENT, "
                          "expecting end of file or NEWLINE or ';'");
     PARSE_ERR("a 1", "t.cfg:1: config parsing error near '1': syntax error, unexpected NUMBER, "
-                     "expecting \"+=\" or '='");
+                     "expecting += or '='");
     PARSE_ERR("\n= 1", "t.cfg:2: config parsing error near '=': syntax error, unexpected '=', "
                        "expecting end of file or IDENT or NEWLINE or ';'");
     PARSE_ERR("3 = 4", "t.cfg:1: config parsing error near '3': syntax error, unexpected NUMBER, "
@@ -252,7 +252,7 @@ static void test_syntax_errors(void **state)
     PARSE_ERR("a = ", "t.cfg:1: config parsing error near end of file: syntax error, unexpected "
                       "end of file, expecting STRING or NUMBER or '['");
     PARSE_ERR("a", "t.cfg:1: config parsing error near end of file: syntax error, unexpected end "
-                   "of file, expecting \"+=\" or '='");
+                   "of file, expecting += or '='");
     PARSE_ERR("a = b", "t.cfg:1: config parsing error near 'b': syntax error, unexpected IDENT, "
                        "expecting STRING or NUMBER or '['");
     PARSE_ERR("a = 0xFF", "t.cfg:1: config parsing error near 'FF': syntax error, unexpected "
