@@ -502,7 +502,8 @@ int tdm_rundir_ids(tandem_ctx *ctx, const char *root, uint32_t **ids_out, int *n
         }
         ids[n++] = (uint32_t)v;
     }
-    qsort(ids, (size_t)n, sizeof(*ids), cmp_u32);
+    if (n > 1)
+        qsort(ids, (size_t)n, sizeof(*ids), cmp_u32);
     *ids_out = ids;
     *n_out = n;
     ids = NULL;

@@ -18,11 +18,43 @@ create victim ticker || fail "name of the killed domain is not free"
 create watched ticker || fail "create watched"
 "$T" console watched >"$TANDEM_RUNDIR/console.out" </dev/null &
 cpid=$!
-wait_for 5 grep -q "tick 1" "$TANDEM_RUNDIR/console.out" || fail "console shows no ticks"
+wait_for 5 grep -q "tick 1" "$TANDEM_RUNDIR/console.out" 2>/dev/null || fail "console shows no ticks"
 "$T" destroy watched || fail "destroy watched"
 wait_for 3 sh -c "! kill -0 $cpid 2>/dev/null" || fail "console did not end with its domain"
 wait $cpid || fail "console exited non-zero"
 rm -f "$TANDEM_RUNDIR/console.out"
+assert_clean
+
+# On a terminal, Ctrl-] detaches the console and leaves the domain running and the tty as it was.
+create detach ticker || fail "create detach"
+python3 - "$T" <<'PY' || fail "Ctrl-] did not detach the console"
+import os, pty, select, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "console", "detach"])
+before = termios.tcgetattr(fd)
+out, deadline = b"", time.time() + 5
+while b"tick 1" not in out and time.time() < deadline:
+    if select.select([fd], [], [], 0.2)[0]:
+        out += os.read(fd, 4096)
+assert b"tick 1" in out, out
+os.write(fd, b"\x1d")
+deadline = time.time() + 3
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    if select.select([fd], [], [], 0.1)[0]:
+        try:
+            os.read(fd, 4096)
+        except OSError:
+            pass
+else:
+    sys.exit("console still attached 3 s after Ctrl-]")
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+PY
+[ "$(state_of detach)" = "r-----" ] || fail "domain not running after detach"
+"$T" destroy detach || fail "destroy detach"
 assert_clean
 
 # A guest that powers off with on_poweroff=preserve stays listed as shut down.

@@ -178,6 +178,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "die")) {
         fprintf(stderr, "fake-vmm: dying on purpose\n");
+        tandem_domain_config_dispose(&cfg); /* so LeakSanitizer has no last word */
+        tandem_ctx_free(ctx);
+        free(text);
         return 3;
     }
     if (!strcmp(mode, "hang"))
