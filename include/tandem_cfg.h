@@ -1,4 +1,4 @@
-/* xl.cfg configuration files: parsing, command-line overrides and typed lookups (lib/cfg_file.c). */
+/* xl.cfg files: parsing, command-line overrides and typed lookups (lib/cfg_file.c). */
 #ifndef TANDEM_CFG_H
 #define TANDEM_CFG_H
 
@@ -22,7 +22,7 @@ typedef struct tandem_ctx tandem_ctx;
  * and the call returns TANDEM_ERR_INVAL.
  */
 
-/* A parsed file plus any overrides: the settings as written and the effective value of each name. */
+/* A parsed file plus overrides: the settings as written and each name's effective value. */
 typedef struct tandem_cfg tandem_cfg;
 /* An atom (number or string, both read as text) or a list of values. */
 typedef struct tandem_cfg_value tandem_cfg_value;
@@ -87,7 +87,8 @@ const char *tandem_cfg_source_of(const tandem_cfg *cfg, const char *name);
  * the config is freed or an override is applied.
  */
 /* A single value (number or string) as text. */
-int tandem_cfg_get_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name, const char **out);
+int tandem_cfg_get_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name,
+                          const char **out);
 /*
  * A single value that is an integer as strtol(s, NULL, 0) reads it
  * (decimal, 0x hex, leading-0 octal; a quoted "256" counts, as in xl),

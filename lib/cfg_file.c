@@ -1,4 +1,4 @@
-/* xl.cfg parser: lexer and recursive-descent parser of xl's grammar, settings store, lookups, JSON. */
+/* xl.cfg parser: lexer, recursive-descent parser of xl's grammar, settings, lookups, JSON. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -23,9 +23,9 @@
 struct tandem_cfg_value {
     enum tandem_cfg_kind kind;
     int line;
-    int quoted;  /* atom written as a quoted string (else a number token) */
-    char *str;   /* atom text */
-    int n, cap;  /* list */
+    int quoted; /* atom written as a quoted string (else a number token) */
+    char *str;  /* atom text */
+    int n, cap; /* list */
     tandem_cfg_value **elems;
 };
 
@@ -274,8 +274,8 @@ static enum store_result cfg_store(tandem_cfg *cfg, char *name, int add, tandem_
     ent->appended = appended;
     ent->cmdline = cmdline;
     ent->line = line;
-    cfg->set[cfg->nset++] =
-        (struct cfg_setting){.name = name, .add = add, .cmdline = cmdline, .line = line, .value = value};
+    cfg->set[cfg->nset++] = (struct cfg_setting){
+        .name = name, .add = add, .cmdline = cmdline, .line = line, .value = value};
     return STORE_OK;
 fail:
     value_free(eff);
@@ -325,10 +325,9 @@ enum tok {
 
 /* Token names as bison's %error-verbose prints xl's grammar symbols. */
 static const char *const tok_names[] = {
-    [T_EOF] = "end of file", [T_IDENT] = "IDENT", [T_STRING] = "STRING",
-    [T_NUMBER] = "NUMBER",   [T_NEWLINE] = "NEWLINE", [T_ADD] = "+=",
-    [T_EQ] = "'='",          [T_SEMI] = "';'",       [T_LBRACK] = "'['",
-    [T_RBRACK] = "']'",      [T_COMMA] = "','",
+    [T_EOF] = "end of file", [T_IDENT] = "IDENT", [T_STRING] = "STRING", [T_NUMBER] = "NUMBER",
+    [T_NEWLINE] = "NEWLINE", [T_ADD] = "+=",      [T_EQ] = "'='",        [T_SEMI] = "';'",
+    [T_LBRACK] = "'['",      [T_RBRACK] = "']'",  [T_COMMA] = "','",
 };
 
 struct parser {
@@ -426,6 +425,8 @@ static size_t lexerr_chunk(const struct parser *ps, const char *s)
  */
 static int dequote(struct parser *ps)
 {
+    static const char simple_in[] = "\"'\\abfnrtv", simple_out[] = "\"'\\\a\b\f\n\r\t\v";
+    const char *m;
     const char *s = ps->tstart + 1, *e = ps->tstart + ps->tlen - 1;
     char *out = malloc(ps->tlen), *q = out;
 
@@ -439,15 +440,11 @@ static int dequote(struct parser *ps)
             continue;
         }
         c = *s++; /* the lexer guarantees a character after the backslash */
+        if (c && (m = strchr(simple_in, c))) {
+            *q++ = simple_out[m - simple_in];
+            continue;
+        }
         switch (c) {
-        case '"': case '\'': case '\\': *q++ = c; continue;
-        case 'a': *q++ = '\a'; continue;
-        case 'b': *q++ = '\b'; continue;
-        case 'f': *q++ = '\f'; continue;
-        case 'n': *q++ = '\n'; continue;
-        case 'r': *q++ = '\r'; continue;
-        case 't': *q++ = '\t'; continue;
-        case 'v': *q++ = '\v'; continue;
         case 'x':
             val = 0;
             for (int i = 0; i < 2; i++, s++) {
@@ -540,11 +537,26 @@ static int lex(struct parser *ps)
             break;
         }
         goto bad_char;
-    case '=': ps->tok = T_EQ; p++; break;
-    case ';': ps->tok = T_SEMI; p++; break;
-    case '[': ps->tok = T_LBRACK; p++; break;
-    case ']': ps->tok = T_RBRACK; p++; break;
-    case ',': ps->tok = T_COMMA; p++; break;
+    case '=':
+        ps->tok = T_EQ;
+        p++;
+        break;
+    case ';':
+        ps->tok = T_SEMI;
+        p++;
+        break;
+    case '[':
+        ps->tok = T_LBRACK;
+        p++;
+        break;
+    case ']':
+        ps->tok = T_RBRACK;
+        p++;
+        break;
+    case ',':
+        ps->tok = T_COMMA;
+        p++;
+        break;
     case '"':
     case '\'': {
         char quote = *p++;
@@ -596,8 +608,8 @@ bad_char:
     ps->tlen = lexerr_chunk(ps, p);
     {
         unsigned char c = (unsigned char)*p;
-        const char *hint = strchr("+-.():", c) ? " (Python code is not supported in xl.cfg files)"
-                                               : "";
+        const char *hint =
+            strchr("+-.():", c) ? " (Python code is not supported in xl.cfg files)" : "";
         if (c >= 0x21 && c < 0x7f)
             rc = perror_at(ps, ps->tline, ps->tstart, ps->tlen,
                            "lexical error: unexpected character '%c'%s", c, hint);
@@ -621,8 +633,8 @@ static int syntax_error(struct parser *ps, const char *expecting)
         return perror_at(ps, line, NULL, 0, "syntax error, unexpected end of file, expecting %s",
                          expecting);
     }
-    return perror_at(ps, ps->tline, ps->tstart, ps->tlen, "syntax error, unexpected %s, expecting %s",
-                     tok_names[ps->tok], expecting);
+    return perror_at(ps, ps->tline, ps->tstart, ps->tlen,
+                     "syntax error, unexpected %s, expecting %s", tok_names[ps->tok], expecting);
 }
 
 static int skip_newlines(struct parser *ps)
@@ -633,7 +645,8 @@ static int skip_newlines(struct parser *ps)
     return rc;
 }
 
-/* value: STRING | NUMBER | '[' nlok valuelist ']'. On success *out is the value, the token after it is current. */
+/* value: STRING | NUMBER | '[' nlok valuelist ']'. On success *out is the value, the token after it
+ * is current. */
 static int parse_value(struct parser *ps, int depth, const char *expecting, tandem_cfg_value **out)
 {
     tandem_cfg_value *v = NULL, *elem;
@@ -653,8 +666,8 @@ static int parse_value(struct parser *ps, int depth, const char *expecting, tand
     if (ps->tok != T_LBRACK)
         return syntax_error(ps, expecting);
     if (depth >= CFG_MAX_DEPTH)
-        return perror_at(ps, ps->tline, ps->tstart, ps->tlen,
-                         "lists nested more than %d deep", CFG_MAX_DEPTH);
+        return perror_at(ps, ps->tline, ps->tstart, ps->tlen, "lists nested more than %d deep",
+                         CFG_MAX_DEPTH);
     if (!(v = value_new(TANDEM_CFG_LIST, ps->tline)))
         return tandem_error(ps->ctx, TANDEM_ERR_NOMEM, "out of memory");
     if ((rc = lex(ps)) || (rc = skip_newlines(ps)))
@@ -740,7 +753,8 @@ fail:
     return rc;
 }
 
-/* file: { IDENT ('='|'+=') value | NEWLINE | ';' } with an assignment ended by NEWLINE, ';' or EOF. */
+/* file: { IDENT ('='|'+=') value | NEWLINE | ';' } with an assignment ended by NEWLINE, ';' or EOF.
+ */
 static int parse_text(struct parser *ps)
 {
     int rc = lex(ps);
@@ -813,9 +827,9 @@ int tandem_cfg_parse_file(tandem_ctx *ctx, const char *path, tandem_cfg **out)
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        rc = e == ENOENT ? TANDEM_ERR_NOTFOUND
+        rc = e == ENOENT                   ? TANDEM_ERR_NOTFOUND
              : (e == EACCES || e == EPERM) ? TANDEM_ERR_PERM
-                                          : TANDEM_ERR_IO;
+                                           : TANDEM_ERR_IO;
         return tandem_error_errno(ctx, rc, e, "%s: unable to open configuration file", path);
     }
     for (;;) {
@@ -997,7 +1011,8 @@ static const char *clip(const char *s, char buf[48])
     return buf;
 }
 
-int tandem_cfg_get_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name, const char **out)
+int tandem_cfg_get_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name,
+                          const char **out)
 {
     const struct cfg_entry *ent = lookup(cfg, name);
 

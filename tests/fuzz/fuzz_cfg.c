@@ -1,4 +1,5 @@
-/* libFuzzer target for the xl.cfg parser: parse, overrides, lookups and JSON must never misbehave. */
+/* libFuzzer target for the xl.cfg parser: parsing, overrides, lookups and JSON must not misbehave.
+ */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -209,8 +209,9 @@ static void test_string_lexical_errors(void **state)
     /* A backslash cannot hide the end of the line. */
     PARSE_ERR("a = 'abc\\\n'", "t.cfg:1: config parsing error near ''abc\\': lexical error: "
                                "unterminated quoted string (strings end on the line they start)");
-    parse_err("a = 'x\0y'", 9, "t.cfg:1: config parsing error near ''x\\x00': lexical error: NUL "
-                               "byte in quoted string");
+    parse_err("a = 'x\0y'", 9,
+              "t.cfg:1: config parsing error near ''x\\x00': lexical error: NUL "
+              "byte in quoted string");
 }
 
 static void test_lexical_errors(void **state)
@@ -227,8 +228,9 @@ static void test_lexical_errors(void **state)
                           "character '$'");
     PARSE_ERR("a = 1\r", "t.cfg:1: config parsing error near '\\x0d': lexical error: unexpected "
                          "byte 0x0d");
-    parse_err("a\0= 1", 5, "t.cfg:1: config parsing error near '\\x00=': lexical error: "
-                           "unexpected byte 0x00");
+    parse_err("a\0= 1", 5,
+              "t.cfg:1: config parsing error near '\\x00=': lexical error: "
+              "unexpected byte 0x00");
     PARSE_ERR("\n\n\xff\xfe", "t.cfg:3: config parsing error near '\\xff\\xfe': lexical error: "
                               "unexpected byte 0xff");
 }
@@ -375,7 +377,8 @@ static void test_deep_nesting(void **state)
 
 static void test_repeated_keys(void **state)
 {
-    tandem_cfg *cfg = parse_ok("memory = 128\nname = 'a'\nmemory = 256\nname = 'b'\nmemory = 512\n");
+    tandem_cfg *cfg =
+        parse_ok("memory = 128\nname = 'a'\nmemory = 256\nname = 'b'\nmemory = 512\n");
     (void)state;
     assert_int_equal(tandem_cfg_count(cfg), 2);
     assert_string_equal(tandem_cfg_name_at(cfg, 0), "memory");
