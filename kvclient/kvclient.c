@@ -50,6 +50,7 @@ static struct addrinfo *server_ai;
 static int64_t t0_us;
 static FILE *hist;
 static uint32_t run_id;
+static int64_t connect_timeout_us = 5000000; /* --timeout applies to connecting too */
 
 static void on_signal(int sig)
 {
@@ -123,6 +124,7 @@ static int start_connect(struct conn *c)
     }
     if (errno == EINPROGRESS) {
         c->state = C_CONNECTING;
+        c->deadline_us = now_us() + connect_timeout_us;
         return 0;
     }
     int e = errno;
@@ -364,6 +366,8 @@ static int run_load(const struct options *o)
             struct conn *c = &cs[i];
             if (c->state == C_WAIT && now >= c->deadline_us)
                 conn_fail(c, o, &s, KVC_TIMEOUT, "timeout: no reply in time");
+            if (c->state == C_CONNECTING && now >= c->deadline_us)
+                conn_fail(c, o, &s, KVC_BROKEN, "connect failed: timeout");
             if (c->state == C_DOWN && stop_at < 0 && now >= c->reconnect_at_us) {
                 if (start_connect(c)) {
                     c->state = C_CONNECTING;
@@ -396,7 +400,7 @@ static int run_load(const struct options *o)
         for (unsigned i = 0; i < o->conns; i++) {
             struct conn *c = &cs[i];
             pfd[i] = (struct pollfd){.fd = -1};
-            if (c->state == C_WAIT && c->deadline_us < wake)
+            if ((c->state == C_WAIT || c->state == C_CONNECTING) && c->deadline_us < wake)
                 wake = c->deadline_us;
             if (c->state == C_DOWN && c->reconnect_at_us < wake)
                 wake = c->reconnect_at_us;
@@ -602,8 +606,8 @@ static void usage(FILE *f)
             "                   status (ack, broken, timeout) and the reply\n"
             "  --seed N         seed of the operation sequence (default 1); SET values are\n"
             "                   unique per run whatever the seed\n"
-            "  --timeout MS     a request without a reply after MS ms breaks its connection\n"
-            "                   (default 5000)\n"
+            "  --timeout MS     a request without a reply after MS ms, or a connect not done\n"
+            "                   in MS ms, breaks its connection (default 5000)\n"
             "  --reconnect      reopen broken connections (after 100 ms) instead of dropping them\n"
             "  --quiet          no per-connection messages on stderr\n"
             "Prints a power-of-two latency histogram and the summary line\n"
@@ -764,6 +768,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     t0_us = 0;
     t0_us = now_us();
+    connect_timeout_us = (int64_t)o.timeout_ms * 1000;
     if (o.check) {
         ret = run_check(&o);
         goto out;
