@@ -807,7 +807,7 @@ static void start_compaction(struct kv_store *st)
             }
         }
     }
-    /* Zero the sector after the snapshot so no stale bytes follow it even before new records. */
+    /* An empty snapshot writes nothing: stale records of older generations never replay. */
     if (write_out(st)) {
         fail(st);
         return;
