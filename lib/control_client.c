@@ -44,7 +44,8 @@ int tdm_control_connect(const char *dir)
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int fd, dfd = -1, rc;
 
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a VMM that stopped accepting fills its backlog, and connect would block. */
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", dir) >=
@@ -129,7 +130,17 @@ int tdm_control_call_timeout(tandem_ctx *ctx, const char *dir, json_t *req, json
                           cmd, CONTROL_MSG_MAX);
         goto out;
     }
-    fd = tdm_control_connect(dir);
+    while ((fd = tdm_control_connect(dir)) == -EAGAIN && now_ms() < deadline) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* backlog full: AF_UNIX connect cannot be polled, retry */
+    }
+    if (fd == -EAGAIN) {
+        rc = tandem_error(ctx, TANDEM_ERR_TIMEOUT,
+                          "control request '%s': the VMM at '%s' accepted no connection within "
+                          "%d ms",
+                          cmd, dir, timeout_ms);
+        goto out;
+    }
     if (fd < 0) {
         rc = tandem_error_errno(ctx,
                                 fd == -ENOENT || fd == -ECONNREFUSED ? TANDEM_ERR_NOTFOUND
@@ -138,11 +149,6 @@ int tdm_control_call_timeout(tandem_ctx *ctx, const char *dir, json_t *req, json
                                 cmd, dir);
         goto out;
     }
-    if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
-        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "control socket of '%s'", dir);
-        goto out;
-    }
-
     iov.iov_base = text;
     iov.iov_len = strlen(text);
     mh.msg_iov = &iov;

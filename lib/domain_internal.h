@@ -152,8 +152,9 @@ int tdm_control_call_timeout(tandem_ctx *ctx, const char *dir, json_t *req, json
                              int *fds_in, int nfds, int timeout_ms);
 
 /*
- * connect() a SOCK_SEQPACKET socket to DIR/control.sock (long paths go
- * through /proc/self/fd). Returns the fd or -errno; no message recorded.
+ * connect() a non-blocking SOCK_SEQPACKET socket to DIR/control.sock (long
+ * paths go through /proc/self/fd). Returns the fd or -errno (-EAGAIN: the
+ * VMM's backlog is full, it is alive but not accepting); no message recorded.
  */
 int tdm_control_connect(const char *dir);
 

@@ -6,6 +6,7 @@
  *   "die"           exit 3 without a ready line, after writing a line to stderr
  *   "hang"          never report ready (the library must time out and kill it)
  *   "deaf"          report ready, then never answer requests
+ *   "noaccept"      report ready, then never accept connections (its backlog fills up)
  *   "stubborn"      answer destroy but never exit
  *   "exit-soon"     report ready, then exit (poweroff) after 300 ms, writing exit-status
  * Requests: info, pause, unpause, destroy, rename, and "write-fd" (writes "fd-ok" into the
@@ -212,6 +213,9 @@ int main(int argc, char **argv)
     fclose(f);
     dprintf(ready, "{\"ok\":true}\n");
     close(ready);
+    if (!strcmp(mode, "noaccept"))
+        for (;;)
+            pause();
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         struct pollfd pf = {.fd = ls, .events = POLLIN};

@@ -328,6 +328,27 @@ static void test_deaf_and_stubborn_vmm(void **state)
     assert_clean(f->root);
 }
 
+static void test_vmm_not_accepting(void **state)
+{
+    struct fixture *f = *state;
+    tandem_dominfo info;
+    uint32_t id;
+    int timeouts = 0;
+
+    /* Once its backlog is full a blocking connect would hang: every call must still time out. */
+    assert_int_equal(create(f, "stuck", "noaccept", 0, &id), 0);
+    setenv("TANDEM_CONTROL_TIMEOUT_MS", "100", 1);
+    tandem_dominfo_init(&info);
+    for (int i = 0; i < 40; i++)
+        timeouts += tandem_domain_info(f->ctx, id, &info) == TANDEM_ERR_TIMEOUT;
+    tandem_dominfo_dispose(&info);
+    assert_int_equal(timeouts, 40);
+    assert_error_has(f->ctx, "accepted no connection within 100 ms");
+    assert_int_equal(tandem_domain_alive(f->ctx, id), 1);
+    assert_int_equal(tandem_domain_destroy(f->ctx, id), TANDEM_ERR_TIMEOUT);
+    assert_clean(f->root);
+}
+
 static void test_control_fd_passing_and_errors(void **state)
 {
     struct fixture *f = *state;
@@ -446,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vmm_exit_is_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_vmm_is_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deaf_and_stubborn_vmm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vmm_not_accepting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_fd_passing_and_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_creates, setup, teardown),
     };
