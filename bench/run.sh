@@ -1,0 +1,22 @@
+#!/bin/sh
+# Run Tandem's benchmarks against a build directory: sh bench/run.sh BUILD. One section per component.
+set -eu
+BUILD=${1:-build}
+
+# --- stream format (bench_stream): 256 MiB and 1 GiB, random and half-zero pages
+echo "== stream format"
+"$BUILD/bench/bench_stream" 256 1024
+
+# --- kvstore native baseline (kvstore/bench-native.sh): 1 and 16 connections over loopback
+echo "== kvstore native"
+sh "$(dirname "$0")/../kvstore/bench-native.sh" "$BUILD" 5
+
+# --- tandem-vmm (bench_hypercall, bench_membw): hypercall round trip, create time 64 MiB / 1 GiB,
+# guest vs host memory bandwidth. Needs /dev/kvm and the plain build's guest images.
+echo "== tandem-vmm"
+if [ -r /dev/kvm ] && [ -x "$BUILD/bench/bench_hypercall" ]; then
+    "$BUILD/bench/bench_hypercall" "$BUILD/vmm/tandem-vmm" "$BUILD/guest" 5
+    "$BUILD/bench/bench_membw" "$BUILD/vmm/tandem-vmm" "$BUILD/guest" 64 10
+else
+    echo "skipped: /dev/kvm or $BUILD/bench/bench_hypercall missing"
+fi
