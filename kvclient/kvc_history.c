@@ -245,74 +245,117 @@ static int explains(const struct kvc_op *o, const char *observed)
     }
 }
 
-static void describe(const struct kvc_op *o, char *buf, size_t len)
+static void describe(const struct kvc_op *o, int64_t acked_us, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, acknowledged %" PRId64
-             " us)", kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg, o->conn, o->id, o->send_us,
-             o->reply_us);
+    if (o->status == KVC_ACK)
+        snprintf(buf, len, "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, acknowledged %"
+                 PRId64 " us)", kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg, o->conn, o->id,
+                 o->send_us, o->reply_us);
+    else
+        snprintf(buf, len, "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, %s, but its value "
+                 "was read at %" PRId64 " us)", kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg,
+                 o->conn, o->id, o->send_us, kvc_status_name(o->status), acked_us);
+}
+
+/*
+ * When a write certainly took effect, in client time: its reply, or the
+ * reply of a GET that returned its (unique) value, whichever came first;
+ * -1 when neither happened.
+ */
+static int64_t witnessed_at(const struct kvc_op *ops, size_t n, const struct kvc_op *w)
+{
+    int64_t t = w->status == KVC_ACK ? w->reply_us : -1;
+    if (w->op != KVC_SET)
+        return t;
+    for (size_t i = 0; i < n; i++) {
+        const struct kvc_op *g = &ops[i];
+        if (g->op == KVC_GET && g->status == KVC_ACK && strncmp(g->reply, "VALUE ", 6) == 0 &&
+            strcmp(g->reply + 6, w->arg) == 0 && (t < 0 || g->reply_us < t))
+            t = g->reply_us;
+    }
+    return t;
 }
 
 int kvc_check_key(const struct kvc_op *ops, size_t n, const char *observed, char *why,
                   size_t whylen)
 {
     int has_incr = 0, has_other = 0, has_acked = 0;
+    int64_t *acked = malloc((n ? n : 1) * sizeof(*acked));
+    int ret = 1;
+
+    if (!acked) {
+        snprintf(why, whylen, "out of memory");
+        return 1;
+    }
     for (size_t i = 0; i < n; i++) {
+        acked[i] = is_write(&ops[i]) ? witnessed_at(ops, n, &ops[i]) : -1;
         if (!is_write(&ops[i]))
             continue;
         if (ops[i].op == KVC_INCR)
             has_incr = 1;
         else
             has_other = 1;
-        if (ops[i].status == KVC_ACK)
+        if (acked[i] >= 0)
             has_acked = 1;
     }
-    if (!has_acked)
-        return -1;
-    if (has_incr && !has_other)
-        return check_counter(ops, n, observed, why, whylen);
+    if (!has_acked) {
+        ret = -1;
+        goto out;
+    }
+    if (has_incr && !has_other) {
+        ret = check_counter(ops, n, observed, why, whylen);
+        goto out;
+    }
 
     /*
-     * Register: the latest acknowledged write L (by send time, any acknowledged
-     * write sent after another was acknowledged certainly follows it). A state
-     * written by W is fine unless some acknowledged write was sent after W was
-     * acknowledged; an unacknowledged W never ends, so it is never overtaken.
+     * Register. A write W is certainly followed by write A when A was sent
+     * after W certainly took effect (W acknowledged, or its value read) and A
+     * certainly took effect too. The observed state is fine when some write
+     * that explains it is not certainly followed by another; a write that
+     * never certainly took effect may have landed at any time after it was sent.
      */
     const struct kvc_op *overtaker = NULL, *source = NULL;
+    size_t src_i = 0;
     for (size_t i = 0; i < n; i++) {
         const struct kvc_op *w = &ops[i];
         if (!is_write(w) || !explains(w, observed))
             continue;
         const struct kvc_op *after = NULL;
-        if (w->status == KVC_ACK) {
+        if (acked[i] >= 0) {
             for (size_t j = 0; j < n; j++) {
                 const struct kvc_op *a = &ops[j];
-                if (j != i && is_write(a) && a->status == KVC_ACK && a->send_us > w->reply_us &&
+                if (j != i && is_write(a) && acked[j] >= 0 && a->send_us > acked[i] &&
                     (!after || a->send_us > after->send_us))
                     after = a;
             }
         }
-        if (!after)
-            return 0;
+        if (!after) {
+            ret = 0;
+            goto out;
+        }
         if (!source || after->send_us > overtaker->send_us) {
             source = w;
+            src_i = i;
             overtaker = after;
         }
     }
     const struct kvc_op *last = NULL;
+    size_t last_i = 0;
     for (size_t i = 0; i < n; i++)
-        if (is_write(&ops[i]) && ops[i].status == KVC_ACK &&
-            (!last || ops[i].send_us > last->send_us))
+        if (is_write(&ops[i]) && acked[i] >= 0 && (!last || ops[i].send_us > last->send_us)) {
             last = &ops[i];
+            last_i = i;
+        }
     char a[400], b[400];
     if (source) {
-        describe(source, a, sizeof(a));
-        describe(overtaker, b, sizeof(b));
+        describe(source, acked[src_i], a, sizeof(a));
+        describe(overtaker, acked[overtaker - ops], b, sizeof(b));
         if (observed)
             snprintf(why, whylen, "server has '%s' from %s, but %s came after it", observed, a, b);
         else
             snprintf(why, whylen, "key is missing (from %s), but %s came after it", a, b);
     } else {
-        describe(last, b, sizeof(b));
+        describe(last, acked[last_i], b, sizeof(b));
         if (observed)
             snprintf(why, whylen, "server has '%s', which no write of this history made; last "
                      "acknowledged write: %s", observed, b);
@@ -320,5 +363,7 @@ int kvc_check_key(const struct kvc_op *ops, size_t n, const char *observed, char
             snprintf(why, whylen, "key is missing but no DEL of it was sent; last acknowledged "
                      "write: %s", b);
     }
-    return 1;
+out:
+    free(acked);
+    return ret;
 }

@@ -58,11 +58,13 @@ int kvc_history_load(const char *path, struct kvc_op **ops, size_t *n, char *err
  * largest acknowledged INCR result and at most that plus the number of
  * unacknowledged INCRs (more would mean increments applied twice). Other keys
  * are registers: the observed state must come from a write that was not
- * certainly followed by an acknowledged write (one sent after it was
- * acknowledged); writes without a reply may or may not have happened.
+ * certainly followed by another certain write (one sent after the first was
+ * certain). A write is certain once acknowledged, or once a GET returned its
+ * value (a client saw it, so losing it is a loss too); writes without a reply
+ * that nobody read may or may not have happened.
  *
- * Returns 1 when an acknowledged write was lost (why says which and how), 0
- * when the state is consistent, -1 when the key has no acknowledged write.
+ * Returns 1 when a certain write was lost (why says which and how), 0 when
+ * the state is consistent, -1 when the key has no certain write.
  */
 int kvc_check_key(const struct kvc_op *ops, size_t n, const char *observed, char *why,
                   size_t whylen);

@@ -357,8 +357,14 @@ static int run_load(const struct options *o)
             event((int)i, "connecting");
         }
     }
+    int64_t flushed_at = 0;
     for (;;) {
         int64_t now = now_us();
+        /* Keep the history on disk within 100 ms, so a killed client leaves most of it. */
+        if (hist && now - flushed_at >= 100000) {
+            fflush(hist);
+            flushed_at = now;
+        }
         if (stop_at < 0 && (interrupted || now >= end_us || (o->max_ops && s.issued >= o->max_ops)))
             stop_at = now;
         int waiting = 0, alive = 0;

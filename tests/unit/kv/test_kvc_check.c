@@ -138,6 +138,28 @@ static void test_register_unacknowledged(void **state)
     assert_int_equal(check(h3, "v0", why), 1);
 }
 
+/* A write nobody acknowledged, but whose value a client read, must not be lost either. */
+static void test_register_witnessed_by_read(void **state)
+{
+    const char *const h[] = {"R 0 1 0 10 ack SET k v1 OK", "R 0 2 20 - broken SET k v2 -",
+                             "R 1 3 30 40 ack GET k - VALUE v2", NULL};
+    char why[1200];
+    assert_int_equal(check(h, "v2", why), 0);
+    assert_int_equal(check(h, "v1", why), 1);
+    assert_non_null(strstr(why, "broken, but its value was read at 40 us"));
+    /* a read of the older value does not make the newer write certain */
+    const char *const h2[] = {"R 0 1 0 10 ack SET k v1 OK", "R 0 2 20 - broken SET k v2 -",
+                              "R 1 3 30 40 ack GET k - VALUE v1", NULL};
+    assert_int_equal(check(h2, "v1", why), 0);
+    /* only a read makes the key checked at all */
+    const char *const h3[] = {"R 0 2 20 - timeout SET k v2 -", "R 1 3 30 40 ack GET k - VALUE v2",
+                              NULL};
+    assert_int_equal(check(h3, NULL, why), 1);
+    const char *const h4[] = {"R 0 2 20 - timeout SET k v2 -", "R 1 3 30 40 ack GET k - NOTFOUND",
+                              NULL};
+    assert_int_equal(check(h4, NULL, why), -1);
+}
+
 static void test_register_delete(void **state)
 {
     const char *const h[] = {"R 0 1 0 10 ack SET k v1 OK", "R 0 2 20 30 ack DEL k - OK", NULL};
@@ -196,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_register_sequential),
         cmocka_unit_test(test_register_concurrent),
         cmocka_unit_test(test_register_unacknowledged),
+        cmocka_unit_test(test_register_witnessed_by_read),
         cmocka_unit_test(test_register_delete),
         cmocka_unit_test(test_register_errors_and_reads),
         cmocka_unit_test(test_counter),
