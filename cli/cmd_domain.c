@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -170,6 +171,21 @@ static int drain(int fd)
     }
 }
 
+/*
+ * Is path still the file fd has open? Not when the domain's folder is gone,
+ * or when its domid went to a new domain whose log is another file.
+ */
+static int same_file(int fd, const char *path)
+{
+    struct stat a, b;
+
+    if (fd < 0)
+        return 1;
+    if (stat(path, &b) < 0)
+        return errno != ENOENT;
+    return fstat(fd, &a) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 static volatile sig_atomic_t console_stop;
 
 static void on_console_signal(int sig)
@@ -217,7 +233,7 @@ int cli_console_attach(struct cli *cli, uint32_t domid, int follow)
         if (fd < 0)
             fd = open(path, O_RDONLY | O_CLOEXEC); /* the VMM has not opened it yet */
         /* Sample liveness before draining so the last words are never lost. */
-        alive = tandem_domain_alive(cli->ctx, domid);
+        alive = tandem_domain_alive(cli->ctx, domid) && same_file(fd, path);
         if (fd >= 0 && drain(fd) < 0) {
             rc = cli_fail(cli, "cannot copy '%s' to stdout", path);
             goto restore;

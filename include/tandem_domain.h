@@ -25,9 +25,10 @@ extern "C" {
  */
 
 /*
- * The runtime directory root: $TANDEM_RUNDIR if set and non-empty, else
- * /run/tandem. Resolved on every call (tests change the variable), the
- * returned string is valid until the next call. Never NULL.
+ * The runtime directory root: $TANDEM_RUNDIR if set and non-empty (made
+ * absolute against the current directory), else /run/tandem. Resolved on
+ * every call (tests change the variable); the returned string is valid
+ * until the next call in the same thread. Never NULL.
  */
 const char *tandem_rundir(void);
 

@@ -102,7 +102,7 @@ struct spawn {
  */
 static int spawn_vmm(tandem_ctx *ctx, struct spawn *sp, int ready_w, pid_t *pid_out)
 {
-    int pidpipe[2] = {-1, -1}, rc = 0, status;
+    int pidpipe[2] = {-1, -1}, rc = 0, status = 0, w;
     pid_t child, vmm = 0;
     ssize_t n;
 
@@ -162,14 +162,17 @@ static int spawn_vmm(tandem_ctx *ctx, struct spawn *sp, int ready_w, pid_t *pid_
     }
     close(pidpipe[1]);
     pidpipe[1] = -1;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-        ;
+    do
+        w = waitpid(child, &status, 0);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+        status = 0; /* ECHILD: the caller ignores SIGCHLD; the pid pipe still tells */
     do
         n = read(pidpipe[0], &vmm, sizeof(vmm));
     while (n < 0 && errno == EINTR);
     if (n != sizeof(vmm))
         vmm = 0;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || vmm <= 0)
         rc = tandem_error(ctx, TANDEM_ERR_IO, "cannot fork the VMM (second fork failed)");
     *pid_out = vmm;
 out:

@@ -18,7 +18,12 @@ const char *tandem_rundir(void)
 {
     static __thread char root[PATH_MAX];
     const char *env = getenv("TANDEM_RUNDIR");
+    char cwd[PATH_MAX];
 
+    /* Absolute, because the VMM is handed paths under it and runs in /. */
+    if (env && env[0] && env[0] != '/' && getcwd(cwd, sizeof(cwd)) &&
+        (size_t)snprintf(root, sizeof(root), "%s/%s", cwd, env) < sizeof(root))
+        return root;
     snprintf(root, sizeof(root), "%s", env && env[0] ? env : "/run/tandem");
     return root;
 }

@@ -119,6 +119,13 @@ static void test_rundir_env(void **state)
     (void)state;
     setenv("TANDEM_RUNDIR", "/tmp/x/y", 1);
     assert_string_equal(tandem_rundir(), "/tmp/x/y");
+    {
+        char cwd[512], want[600];
+        assert_non_null(getcwd(cwd, sizeof(cwd)));
+        snprintf(want, sizeof(want), "%s/rel/dir", cwd);
+        setenv("TANDEM_RUNDIR", "rel/dir", 1); /* the VMM runs in /: made absolute */
+        assert_string_equal(tandem_rundir(), want);
+    }
     setenv("TANDEM_RUNDIR", "", 1);
     assert_string_equal(tandem_rundir(), "/run/tandem");
     unsetenv("TANDEM_RUNDIR");
