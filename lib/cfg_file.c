@@ -1,4 +1,5 @@
 /* xl.cfg parser: lexer, recursive-descent parser of xl's grammar, settings, lookups, JSON. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -1000,14 +1001,22 @@ static int wrong(tandem_ctx *ctx, const tandem_cfg *cfg, const struct cfg_entry 
                         ent->name, msg);
 }
 
-/* Shorten s for a message: at most 40 bytes, then "...". */
-static const char *clip(const char *s, char buf[48])
+/* Size of the buffer clip() writes: 40 bytes shown as at most 4 characters each, "..." and NUL. */
+#define CLIP_BUF (40 * 4 + 4)
+
+/* s made fit for a one-line message: unprintable bytes as \xHH, cut after 40 bytes with "...". */
+static const char *clip(const char *s, char buf[CLIP_BUF])
 {
-    size_t n = strlen(s);
-    if (n <= 40)
-        return s;
-    memcpy(buf, s, 40);
-    memcpy(buf + 40, "...", 4);
+    size_t o = 0, i;
+
+    for (i = 0; s[i] && i < 40; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f)
+            buf[o++] = (char)c;
+        else
+            o += (size_t)snprintf(buf + o, 5, "\\x%02x", c);
+    }
+    memcpy(buf + o, s[i] ? "..." : "", s[i] ? 4 : 1);
     return buf;
 }
 
@@ -1027,7 +1036,7 @@ int tandem_cfg_get_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *na
 int tandem_cfg_get_long(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name, long *out)
 {
     const struct cfg_entry *ent = lookup(cfg, name);
-    char *endp, buf[48];
+    char *endp, buf[CLIP_BUF];
     const char *s;
     long v;
 
@@ -1040,7 +1049,7 @@ int tandem_cfg_get_long(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name
         return wrong(ctx, cfg, ent, "expected a number, got '%s' built with +=", clip(s, buf));
     errno = 0;
     v = strtol(s, &endp, 0);
-    if (endp == s || *endp || s[0] == ' ' || s[0] == '\t' || s[0] == '\n')
+    if (endp == s || *endp || isspace((unsigned char)s[0]))
         return wrong(ctx, cfg, ent, "expected a number, got '%s'", clip(s, buf));
     if (errno == ERANGE)
         return wrong(ctx, cfg, ent, "expected a number, got '%s', which is out of range",
@@ -1066,7 +1075,7 @@ int tandem_cfg_get_list(tandem_ctx *ctx, const tandem_cfg *cfg, const char *name
                         const tandem_cfg_value **out)
 {
     const struct cfg_entry *ent = lookup(cfg, name);
-    char buf[48];
+    char buf[CLIP_BUF];
 
     if (!ent)
         return TANDEM_ERR_NOTFOUND;

@@ -134,6 +134,14 @@ static void test_numbers(void **state)
     assert_int_equal(tandem_cfg_get_long(ctx, cfg, "h", &v), TANDEM_ERR_INVAL);
     assert_int_equal(tandem_cfg_get_long(ctx, cfg, "zz", &v), TANDEM_ERR_NOTFOUND);
     tandem_cfg_free(cfg);
+    /* Values quoted in lookup messages stay on one line and are shortened. */
+    cfg = parse_ok("m = \"a\\nb\"\nl = '0123456789012345678901234567890123456789xyz'\n");
+    assert_int_equal(tandem_cfg_get_long(ctx, cfg, "m", &v), TANDEM_ERR_INVAL);
+    assert_string_equal(tandem_ctx_error(ctx), "t.cfg:1: m: expected a number, got 'a\\x0ab'");
+    assert_int_equal(tandem_cfg_get_long(ctx, cfg, "l", &v), TANDEM_ERR_INVAL);
+    assert_string_equal(tandem_ctx_error(ctx), "t.cfg:2: l: expected a number, got "
+                                               "'0123456789012345678901234567890123456789...'");
+    tandem_cfg_free(cfg);
 }
 
 static void test_bool(void **state)
