@@ -117,6 +117,50 @@ def case_statecheck():
           "statecheck printed too little progress in 10 s")
 
 
+def case_abi_layout():
+    """The ABI by bytes (docs/abi.md): the ELF note, the boot info and the clock page."""
+    data = open(guest("hello"), "rb").read()
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phnum, = struct.unpack_from("<H", data, 56)
+    notes = []
+    for i in range(phnum):
+        ptype, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + 56 * i)
+        if ptype == 4:  # PT_NOTE
+            notes.append(data[off:off + filesz])
+    check(notes, "hello.elf has no PT_NOTE program header")
+    want = struct.pack("<III", 7, 4, 1) + b"Tandem\0\0" + struct.pack("<I", 1)
+    check(any(want in n for n in notes), f"ABI note bytes not found in {notes!r}")
+
+    cmdline = "abi layout check"
+    p = run_direct(guest("abidump"), cmdline, memory=64)
+    expect_success(p, "abidump")
+    m = re.search(r"^bootinfo ([0-9a-f]+)$", p.stdout, re.M)
+    c = re.search(r"^clock ([0-9a-f]+)$", p.stdout, re.M)
+    check(m and c, f"no dump in {p.stdout[:200]!r}")
+    bi = bytes.fromhex(m.group(1))
+    ck = bytes.fromhex(c.group(1))
+    check(len(bi) == 2144 and len(ck) == 64, "dump sizes")
+    check(bi[0:4] == b"TDMB", f"magic {bi[0:4]!r}")
+    check(struct.unpack_from("<I", bi, 4)[0] == 1, "abi_version at 4")
+    check(struct.unpack_from("<Q", bi, 8)[0] == 64 << 20, "mem_size at 8")
+    check(struct.unpack_from("<Q", bi, 16)[0] == 0x6000, "clock at 16")
+    check(struct.unpack_from("<II", bi, 24) == (0, 0), "domid, num_devices at 24, 28")
+    check(struct.unpack_from("<I", bi, 32)[0] == len(cmdline), "cmdline_len at 32")
+    check(bi[40:96] == bytes(56), "uuid (direct mode) and reserved are zero")
+    check(bi[96:1120] == bytes(1024), "device table is empty")
+    check(bi[1120:1120 + len(cmdline) + 1] == cmdline.encode() + b"\0", "cmdline at 1120")
+
+    version, generation, tsc_base, ns_base, mul, shift, wall, khz = \
+        struct.unpack_from("<IIQQIiQQ", ck, 0)
+    check(version % 2 == 0 and generation == 0, f"version {version} generation {generation}")
+    check(tsc_base > 0 and ns_base == 0, f"tsc_base {tsc_base} ns_base {ns_base}")
+    check(100000 <= khz <= 20000000, f"tsc_khz {khz}")
+    ns_per_tick = mul * 2.0 ** shift / 2 ** 32
+    check(abs(ns_per_tick * khz / 1e6 - 1) < 1e-6, f"mul {mul} shift {shift} vs tsc_khz {khz}")
+    check(abs(wall / 1e9 - time.time()) < 60, f"wall_base_ns {wall}")
+    check(ck[48:64] == bytes(16), "clock reserved bytes")
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 def case_missing_kernel():
