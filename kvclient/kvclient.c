@@ -322,12 +322,12 @@ static void report(struct stats *s, int64_t elapsed_us)
     }
     printf("\n");
     double secs = elapsed_us > 0 ? (double)elapsed_us / 1e6 : 1e-6;
-    printf("ops: %" PRIu64 " ops/s: %.1f errors: %" PRIu64 " (broken: %" PRIu64
-           " timeouts: %" PRIu64 " err_replies: %" PRIu64 " connect_failures: %" PRIu64
-           ") p50_us: %u p90_us: %u p99_us: %u max_us: %u\n",
-           s->acked, (double)s->acked / secs, s->errors, s->broken, s->timeouts, s->err_replies,
-           s->connect_failures, pct(s, 50), pct(s, 90), pct(s, 99),
-           s->nlat ? s->lat[s->nlat - 1] : 0);
+    printf("ops: %" PRIu64 " ops/s: %.1f errors: %" PRIu64
+           " p50_us: %u p90_us: %u p99_us: %u max_us: %u broken: %" PRIu64 " timeouts: %" PRIu64
+           " err_replies: %" PRIu64 " connect_failures: %" PRIu64 "\n",
+           s->acked, (double)s->acked / secs, s->errors, pct(s, 50), pct(s, 90), pct(s, 99),
+           s->nlat ? s->lat[s->nlat - 1] : 0, s->broken, s->timeouts, s->err_replies,
+           s->connect_failures);
 }
 
 static int run_load(const struct options *o)
@@ -617,9 +617,10 @@ static void usage(FILE *f)
             "  --reconnect      reopen broken connections (after 100 ms) instead of dropping them\n"
             "  --quiet          no per-connection messages on stderr\n"
             "Prints a power-of-two latency histogram and the summary line\n"
-            "  ops: N ops/s: X errors: E (...) p50_us: . p90_us: . p99_us: . max_us: .\n"
-            "where ops counts acknowledged requests and errors counts broken connections,\n"
-            "timeouts, failed connects and ERR replies. Exit 0 when errors is 0, else 1.\n"
+            "  ops: N ops/s: X errors: E p50_us: . p90_us: . p99_us: . max_us: . broken: .\n"
+            "  timeouts: . err_replies: . connect_failures: .\n"
+            "(one line) where ops counts acknowledged requests (not ERR) and errors is the\n"
+            "sum of the last four. Exit 0 when errors is 0, else 1.\n"
             "\n"
             "Check: reads back every key with an acknowledged write in HISTORY (GET) and\n"
             "prints each key whose state loses an acknowledged write, then\n"

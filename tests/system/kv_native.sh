@@ -28,6 +28,12 @@ out=$(on_host client "$CLIENT" --server "$ADDR" --conns 4 --ops 2000) || fail "c
 echo "$out" | tail -1
 echo "$out" | grep -q "^ops: 2000 .*errors: 0 " || fail "clean run summary: $out"
 
+# Open loop: --rate holds the total request rate (never above it, close to it when the server keeps up).
+out=$(on_host client "$CLIENT" --server "$ADDR" --conns 4 --rate 300 --duration 2) || fail "rate run failed: $out"
+echo "$out" | tail -1
+rate=$(echo "$out" | tail -1 | sed -n 's/.*ops\/s: \([0-9.]*\).*/\1/p')
+awk -v r="$rate" 'BEGIN { exit !(r >= 200 && r <= 320) }' || fail "--rate 300 gave $rate ops/s"
+
 # Load with 8 connections; kill -9 the server in the middle.
 on_host_bg client "$CLIENT" --server "$ADDR" --conns 8 --duration 4 --timeout 1000 --quiet \
     --history "$HIST" >"$RUNDIR_CLIENT/load.out" 2>&1
