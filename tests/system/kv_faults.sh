@@ -23,7 +23,7 @@ start_server() {
 }
 
 start_server
-on_host_bg client "$CLIENT" --server "$ADDR" --conns 4 --duration 9 --timeout 400 --reconnect \
+on_host_bg client "$CLIENT" --server "$ADDR" --conns 4 --duration 60 --timeout 400 --reconnect \
     --history "$HIST" >"$RUNDIR_CLIENT/load.out" 2>&1
 CLIENT_PID=$HOST_PID
 
@@ -37,6 +37,8 @@ kill -9 "$SERVER_PID" # connections break; reconnects are refused until the rest
 sleep 0.5
 restart_us=$(($(date +%s%N) / 1000))
 start_server
+sleep 2
+kill -INT "$CLIENT_PID" # the client stops issuing, waits for what is in flight and reports
 wait "$CLIENT_PID"
 tail -1 "$RUNDIR_CLIENT/load.out"
 
