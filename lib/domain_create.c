@@ -90,8 +90,9 @@ struct spawn {
     char *argv[10];
     char domid[16];
     char readyfd[16];
+    char *dir;
     char *logpath;
-    char *exec_fail; /* JSON line prefix '{"ok":false,"error":"cannot execute ...: ' */
+    char *exec_fail; /* '{"ok":false,"error":"cannot execute ...: ' (strerror and '"}' follow) */
 };
 
 /*
@@ -266,186 +267,216 @@ static int absolute_kernel(tandem_ctx *ctx, tandem_domain_config *cfg)
     return 0;
 }
 
-int tandem_domain_create(tandem_ctx *ctx, const tandem_domain_config *cfg_in, unsigned flags,
-                         uint32_t *domid_out)
+/*
+ * One create, step by step in the order they happen (docs/runtime-dir.md,
+ * "Allocation"). Each step either succeeds or leaves what it made recorded
+ * here for create_rollback.
+ */
+struct create {
+    tandem_ctx *ctx;
+    char *root;
+    const char *name;
+    tandem_domain_config cfg; /* the caller's, with a uuid and an absolute kernel */
+    char uuid[TANDEM_UUID_STRLEN];
+    char *json; /* cfg as written to config.json */
+    char *vmm_path;
+    uint32_t domid;
+    int reserved;    /* the domid, folder and name are ours */
+    int creating_fd; /* flock on DIR/creating while reserved */
+    int ready_fd;    /* read end of the VMM's ready pipe */
+    pid_t vmm;       /* > 0 once spawned */
+    struct spawn sp;
+};
+
+/* Check the config and turn it into what config.json will hold; find the VMM. */
+static int create_prepare(struct create *c, const tandem_domain_config *in)
 {
-    char *root = NULL, *vmm_path = NULL, *json = NULL, *file = NULL, *line = NULL, *why = NULL;
-    char uuid_str[TANDEM_UUID_STRLEN];
-    struct spawn sp = {0};
-    tandem_domain_config cfg;
-    int ready[2] = {-1, -1}, cfd = -1, rc, reserved = 0, vmm_running = 0;
-    int timeout = tdm_env_ms("TANDEM_CREATE_TIMEOUT_MS", TDM_CREATE_TIMEOUT_MS);
-    const char *name = cfg_in ? cfg_in->c_info.name : NULL;
-    uint32_t domid = 0;
-    pid_t vmm = 0;
+    int rc;
 
-    tandem_domain_config_init(&cfg);
-    if (!cfg_in)
-        return tandem_error(ctx, TANDEM_ERR_INVAL, "no domain configuration given");
-    rc = tdm_name_check(ctx, name);
+    rc = tdm_name_check(c->ctx, c->name);
     if (rc)
-        goto out;
-    root = strdup(tandem_rundir());
-    if (!root || tandem_domain_config_copy(&cfg, cfg_in)) {
-        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (tandem_uuid_is_zero(cfg.c_info.uuid) && tandem_uuid_generate(cfg.c_info.uuid)) {
-        rc = tandem_error(ctx, TANDEM_ERR_IO, "domain '%s': cannot generate a uuid", name);
-        goto out;
-    }
-    tandem_uuid_format(cfg.c_info.uuid, uuid_str);
-    rc = absolute_kernel(ctx, &cfg);
+        return rc;
+    c->root = strdup(tandem_rundir());
+    if (!c->root || tandem_domain_config_copy(&c->cfg, in))
+        return tandem_error(c->ctx, TANDEM_ERR_NOMEM, "out of memory");
+    if (tandem_uuid_is_zero(c->cfg.c_info.uuid) && tandem_uuid_generate(c->cfg.c_info.uuid))
+        return tandem_error(c->ctx, TANDEM_ERR_IO, "domain '%s': cannot generate a uuid",
+                            c->name);
+    tandem_uuid_format(c->cfg.c_info.uuid, c->uuid);
+    rc = absolute_kernel(c->ctx, &c->cfg);
     if (rc)
-        goto out;
-    json = tandem_domain_config_to_json(&cfg);
-    if (!json) {
-        rc = tandem_error(ctx, TANDEM_ERR_INVAL,
-                          "domain '%s': the configuration cannot be written as JSON (a string that "
-                          "is not UTF-8 or a value out of range)",
-                          name);
-        goto out;
-    }
-    rc = find_vmm(ctx, &vmm_path);
-    if (rc) {
-        tandem_error_prefix(ctx, "domain '%s'", name);
-        goto out;
-    }
+        return rc;
+    c->json = tandem_domain_config_to_json(&c->cfg);
+    if (!c->json)
+        return tandem_error(c->ctx, TANDEM_ERR_INVAL,
+                            "domain '%s': the configuration cannot be written as JSON (a string "
+                            "that is not UTF-8 or a value out of range)",
+                            c->name);
+    rc = find_vmm(c->ctx, &c->vmm_path);
+    if (rc)
+        tandem_error_prefix(c->ctx, "domain '%s'", c->name);
+    return rc;
+}
 
-    rc = tdm_rundir_allocate(ctx, root, name, uuid_str, &domid, &cfd);
-    if (rc)
-        goto out;
-    reserved = 1;
-    file = tdm_domain_path(root, domid, "config.json");
-    sp.logpath = tdm_domain_path(root, domid, "vmm.log");
-    if (!file || !sp.logpath) {
-        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = tdm_write_file(ctx, file, json, strlen(json));
-    if (rc)
-        goto out;
+/* Take a domid and the name under the lock, then write config.json. */
+static int create_reserve(struct create *c)
+{
+    char *file = NULL;
+    int rc;
 
-    {
-        char msg[PATH_MAX + 64];
-        json_t *s;
-        snprintf(msg, sizeof(msg), "cannot execute '%s': ", vmm_path);
-        s = json_string(msg);
-        sp.exec_fail = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-        json_decref(s);
-        if (sp.exec_fail) {
-            /* '"cannot execute ..."' -> '{"ok":false,"error":"cannot execute ...' */
-            char *pre = NULL;
-            sp.exec_fail[strlen(sp.exec_fail) - 1] = '\0';
-            if (asprintf(&pre, "{\"ok\":false,\"error\":%s", sp.exec_fail) < 0)
-                pre = NULL;
-            free(sp.exec_fail);
-            sp.exec_fail = pre;
-        }
-    }
+    rc = tdm_rundir_allocate(c->ctx, c->root, c->name, c->uuid, &c->domid, &c->creating_fd);
+    if (rc)
+        return rc;
+    c->reserved = 1;
+    file = tdm_domain_path(c->root, c->domid, "config.json");
+    rc = file ? tdm_write_file(c->ctx, file, c->json, strlen(c->json))
+              : tandem_error(c->ctx, TANDEM_ERR_NOMEM, "out of memory");
     free(file);
-    file = tdm_domain_path(root, domid, NULL);
-    snprintf(sp.domid, sizeof(sp.domid), "%u", domid);
-    snprintf(sp.readyfd, sizeof(sp.readyfd), "%d", READY_FD);
-    if (!sp.exec_fail || !file) {
-        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    {
-        int i = 0;
-        sp.argv[i++] = vmm_path;
-        sp.argv[i++] = "--domain-dir";
-        sp.argv[i++] = file;
-        sp.argv[i++] = "--domid";
-        sp.argv[i++] = sp.domid;
-        if (flags & TANDEM_CREATE_PAUSED)
-            sp.argv[i++] = "--paused";
-        sp.argv[i++] = "--ready-fd";
-        sp.argv[i++] = sp.readyfd;
-        sp.argv[i] = NULL;
-    }
-    if (pipe2(ready, O_CLOEXEC) < 0) {
-        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "domain '%s': cannot create a pipe",
-                                name);
-        goto out;
-    }
-    rc = spawn_vmm(ctx, &sp, ready[1], &vmm);
-    close(ready[1]);
-    ready[1] = -1;
-    if (rc) {
-        tandem_error_prefix(ctx, "domain '%s'", name);
-        goto out;
-    }
-    vmm_running = 1;
+    return rc;
+}
 
-    rc = read_ready(ready[0], timeout, &line);
+/* Prepare argv and messages (nothing may be allocated after fork), then spawn. */
+static int create_spawn(struct create *c, unsigned flags)
+{
+    struct spawn *sp = &c->sp;
+    char msg[PATH_MAX + 64];
+    int ready[2], rc, i = 0;
+    json_t *j;
+
+    snprintf(msg, sizeof(msg), "cannot execute '%s': ", c->vmm_path);
+    j = json_pack("{s:b,s:s}", "ok", 0, "error", msg);
+    sp->exec_fail = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (sp->exec_fail)
+        sp->exec_fail[strlen(sp->exec_fail) - 2] = '\0'; /* drop '"}': strerror follows */
+    sp->logpath = tdm_domain_path(c->root, c->domid, "vmm.log");
+    sp->dir = tdm_domain_path(c->root, c->domid, NULL);
+    if (!sp->exec_fail || !sp->logpath || !sp->dir)
+        return tandem_error(c->ctx, TANDEM_ERR_NOMEM, "out of memory");
+    snprintf(sp->domid, sizeof(sp->domid), "%u", c->domid);
+    snprintf(sp->readyfd, sizeof(sp->readyfd), "%d", READY_FD);
+    sp->argv[i++] = c->vmm_path;
+    sp->argv[i++] = "--domain-dir";
+    sp->argv[i++] = sp->dir;
+    sp->argv[i++] = "--domid";
+    sp->argv[i++] = sp->domid;
+    if (flags & TANDEM_CREATE_PAUSED)
+        sp->argv[i++] = "--paused";
+    sp->argv[i++] = "--ready-fd";
+    sp->argv[i++] = sp->readyfd;
+    sp->argv[i] = NULL;
+
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return tandem_error_errno(c->ctx, TANDEM_ERR_IO, errno,
+                                  "domain '%s': cannot create a pipe", c->name);
+    c->ready_fd = ready[0];
+    rc = spawn_vmm(c->ctx, sp, ready[1], &c->vmm);
+    close(ready[1]);
+    if (rc)
+        tandem_error_prefix(c->ctx, "domain '%s'", c->name);
+    return rc;
+}
+
+/* Wait for the VMM's one line: {"ok":true}, its refusal, or its death. */
+static int create_await_ready(struct create *c)
+{
+    int timeout = tdm_env_ms("TANDEM_CREATE_TIMEOUT_MS", TDM_CREATE_TIMEOUT_MS);
+    char *line = NULL, *why = NULL;
+    json_t *j = NULL, *ok, *err;
+    int rc;
+
+    rc = read_ready(c->ready_fd, timeout, &line);
     if (rc == TANDEM_ERR_TIMEOUT) {
-        rc = tandem_error(ctx, rc,
+        rc = tandem_error(c->ctx, rc,
                           "domain '%s': the VMM (pid %d) did not report ready within %d ms; "
                           "killed it",
-                          name, (int)vmm, timeout);
+                          c->name, (int)c->vmm, timeout);
         goto out;
     }
     if (rc) {
-        rc = tandem_error(ctx, rc, "out of memory");
+        rc = tandem_error(c->ctx, rc, "out of memory");
         goto out;
     }
-    if (line) {
-        json_t *j = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
-        json_t *ok = json_object_get(j, "ok"), *err = json_object_get(j, "error");
-        if (json_is_true(ok)) {
-            rc = 0;
-        } else if (json_is_false(ok)) {
-            rc = tandem_error(ctx, TANDEM_ERR_FAIL, "domain '%s': %s", name,
-                              json_is_string(err) ? json_string_value(err)
-                                                  : "the VMM refused to start it");
-        } else {
-            rc = tandem_error(ctx, TANDEM_ERR_PROTO,
-                              "domain '%s': the VMM sent a malformed ready line: %.200s", name,
-                              line);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-    } else {
-        /* EOF without a word: it died. Its log or exit-status says why. */
-        tdm_wait_pid_gone(vmm, 5000);
-        why = tdm_exit_summary(root, domid);
+    if (!line) {
+        /* EOF without a word: it died. Its exit-status or log says why. */
+        tdm_wait_pid_gone(c->vmm, 5000);
+        why = tdm_exit_summary(c->root, c->domid);
         if (!why)
-            why = log_tail(root, domid);
-        rc = tandem_error(ctx, TANDEM_ERR_FAIL, "domain '%s': the VMM exited during start-up (%s)",
-                          name, why ? why : "no message in vmm.log");
+            why = log_tail(c->root, c->domid);
+        rc = tandem_error(c->ctx, TANDEM_ERR_FAIL,
+                          "domain '%s': the VMM exited during start-up (%s)", c->name,
+                          why ? why : "no message in vmm.log");
         goto out;
     }
-    tdm_rundir_created(root, domid, cfd);
-    cfd = -1;
-    reserved = 0;
-    vmm_running = 0;
-    *domid_out = domid;
+    j = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
+    ok = json_object_get(j, "ok");
+    err = json_object_get(j, "error");
+    if (json_is_false(ok))
+        rc = tandem_error(c->ctx, TANDEM_ERR_FAIL, "domain '%s': %s", c->name,
+                          json_is_string(err) ? json_string_value(err)
+                                              : "the VMM refused to start it");
+    else if (!json_is_true(ok))
+        rc = tandem_error(c->ctx, TANDEM_ERR_PROTO,
+                          "domain '%s': the VMM sent a malformed ready line: %.200s", c->name,
+                          line);
 out:
-    if (vmm_running && vmm > 0) {
-        /* It reported failure (and should exit) or never reported: make sure it is gone. */
-        if (!tdm_wait_pid_gone(vmm, rc == TANDEM_ERR_TIMEOUT ? 0 : 5000)) {
-            kill(vmm, SIGKILL);
-            tdm_wait_pid_gone(vmm, 2000);
-        }
-    }
-    if (reserved)
-        tdm_rundir_remove(NULL, root, domid); /* leave nothing behind */
-    if (cfd >= 0)
-        close(cfd);
-    if (ready[0] >= 0)
-        close(ready[0]);
-    if (ready[1] >= 0)
-        close(ready[1]);
-    tandem_domain_config_dispose(&cfg);
-    free(sp.exec_fail);
-    free(sp.logpath);
+    json_decref(j);
     free(why);
     free(line);
-    free(file);
-    free(json);
-    free(vmm_path);
-    free(root);
+    return rc;
+}
+
+/* Undo whatever the steps made: no process, no folder, no name is left behind. */
+static void create_rollback(struct create *c, int rc)
+{
+    if (c->vmm > 0 && !tdm_wait_pid_gone(c->vmm, rc == TANDEM_ERR_TIMEOUT ? 0 : 5000)) {
+        /* It said no (and should exit by itself) or never said anything. */
+        kill(c->vmm, SIGKILL);
+        tdm_wait_pid_gone(c->vmm, 2000);
+    }
+    if (c->reserved)
+        tdm_rundir_remove(NULL, c->root, c->domid);
+    if (c->creating_fd >= 0)
+        close(c->creating_fd);
+    c->creating_fd = -1;
+}
+
+static void create_free(struct create *c)
+{
+    if (c->ready_fd >= 0)
+        close(c->ready_fd);
+    tandem_domain_config_dispose(&c->cfg);
+    free(c->sp.exec_fail);
+    free(c->sp.logpath);
+    free(c->sp.dir);
+    free(c->json);
+    free(c->vmm_path);
+    free(c->root);
+}
+
+int tandem_domain_create(tandem_ctx *ctx, const tandem_domain_config *cfg, unsigned flags,
+                         uint32_t *domid_out)
+{
+    struct create c = {.ctx = ctx, .creating_fd = -1, .ready_fd = -1};
+    int rc;
+
+    tandem_domain_config_init(&c.cfg);
+    if (!cfg)
+        return tandem_error(ctx, TANDEM_ERR_INVAL, "no domain configuration given");
+    c.name = cfg->c_info.name;
+    rc = create_prepare(&c, cfg);
+    if (!rc)
+        rc = create_reserve(&c);
+    if (!rc)
+        rc = create_spawn(&c, flags);
+    if (!rc)
+        rc = create_await_ready(&c);
+    if (rc) {
+        create_rollback(&c, rc);
+    } else {
+        tdm_rundir_created(c.root, c.domid, c.creating_fd); /* the domain is now LIVE */
+        *domid_out = c.domid;
+    }
+    create_free(&c);
     return rc;
 }

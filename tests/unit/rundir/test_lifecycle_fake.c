@@ -256,6 +256,24 @@ static void test_create_failures_leave_nothing(void **state)
     assert_int_equal(create(f, "12", NULL, 0, &id), TANDEM_ERR_INVAL);
     assert_error_has(f->ctx, "all digits");
 
+    {
+        /* Executable bit but not a program: execv fails in the child, which reports it. */
+        char bogus[300];
+        FILE *fp;
+        snprintf(bogus, sizeof(bogus), "%s/bogus-vmm", f->root);
+        fp = fopen(bogus, "w");
+        assert_non_null(fp);
+        fputs("\x7f" "ELF garbage", fp);
+        fclose(fp);
+        assert_int_equal(chmod(bogus, 0755), 0);
+        setenv("TANDEM_VMM", bogus, 1);
+        assert_int_equal(create(f, "x", NULL, 0, &id), TANDEM_ERR_FAIL);
+        assert_error_has(f->ctx, "domain 'x': cannot execute '");
+        assert_error_has(f->ctx, "bogus-vmm': Exec format error");
+        unlink(bogus);
+        assert_clean(f->root);
+    }
+
     setenv("TANDEM_VMM", "/nonexistent/tandem-vmm", 1);
     assert_int_equal(create(f, "n", NULL, 0, &id), TANDEM_ERR_NOTFOUND);
     assert_error_has(f->ctx, "'/nonexistent/tandem-vmm'");
