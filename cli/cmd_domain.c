@@ -111,9 +111,10 @@ int cmd_list(struct cli *cli, int argc, char **argv)
     int n = 0, opt, longfmt = 0, rc = 1;
 
     optind = 1;
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, "+l", opts, NULL)) != -1) {
         if (opt != 'l')
-            return cli_usage_error(cli, "list", "unknown option");
+            return cli_usage_error(cli, "list", "unknown option '%s'", argv[optind - 1]);
         longfmt = 1;
     }
     if (optind < argc) {
@@ -269,9 +270,10 @@ int cmd_console(struct cli *cli, int argc, char **argv)
     int opt, follow = 1;
 
     optind = 1;
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         if (opt != 'L')
-            return cli_usage_error(cli, "console", "unknown option");
+            return cli_usage_error(cli, "console", "unknown option '%s'", argv[optind - 1]);
         follow = 0;
     }
     if (optind != argc - 1)
