@@ -63,8 +63,16 @@ expect_fail "no domain named 't1'" "$T" domid t1
 "$T" list -l t2 | grep -q '"name": "t2"' || fail "list -l t2 does not show the new name"
 create t1 ticker || fail "the old name is not free after rename"
 
+# create -p: the guest has not run until unpause.
+"$T" create -p "$LC_CFG" name=held "kernel=\"$G/ticker.elf\"" || fail "create -p held"
+[ "$(state_of held)" = "--p---" ] || fail "create -p gives state '$(state_of held)'"
+sleep 1.5
+[ "$(console_bytes held)" = 0 ] || fail "a domain created paused wrote to its console"
+"$T" unpause held || fail "unpause held"
+wait_for 3 sh -c "\"$T\" console --log held | grep -q 'tick 1'" || fail "held does not tick after unpause"
+
 # destroy: gone from list, nothing left behind.
-for d in t2 other t1; do
+for d in t2 other t1 held; do
     "$T" destroy "$d" || fail "destroy $d"
 done
 expect_fail "no domain named 't2'" "$T" destroy t2
