@@ -8,11 +8,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,9 +22,23 @@
 #define OUT_HIGH (256u * 1024u)
 #define READ_CHUNK 16384
 
+/*
+ * With --async-flush, fdatasync runs on a worker thread and completes through
+ * an eventfd in the poll loop: the completion model of the guest's block
+ * device, so the core's held-reply path runs under real load. The core never
+ * writes while a flush is outstanding, so the flush covers exactly the writes
+ * before it.
+ */
 struct file_backend {
     struct kv_backend be;
     int fd;
+    int async, efd;
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int requested, quit, result;
+    kv_flush_done_fn *done;
+    void *arg;
 };
 
 struct client {
@@ -78,9 +94,56 @@ static int fb_write(void *opaque, uint64_t off, const void *buf, size_t len)
 static int fb_flush(void *opaque, kv_flush_done_fn *done, void *arg)
 {
     struct file_backend *fb = opaque;
-    int rc = fdatasync(fb->fd) ? -errno : 0;
-    done(arg, rc);
+    if (!fb->async) {
+        int rc = fdatasync(fb->fd) ? -errno : 0;
+        done(arg, rc);
+        return 0;
+    }
+    pthread_mutex_lock(&fb->mu);
+    fb->done = done;
+    fb->arg = arg;
+    fb->requested = 1;
+    pthread_cond_signal(&fb->cv);
+    pthread_mutex_unlock(&fb->mu);
     return 0;
+}
+
+static void *flush_worker(void *opaque)
+{
+    struct file_backend *fb = opaque;
+    pthread_mutex_lock(&fb->mu);
+    for (;;) {
+        while (!fb->requested && !fb->quit)
+            pthread_cond_wait(&fb->cv, &fb->mu);
+        if (fb->quit)
+            break;
+        pthread_mutex_unlock(&fb->mu);
+        int rc = fdatasync(fb->fd) ? -errno : 0;
+        pthread_mutex_lock(&fb->mu);
+        fb->result = rc;
+        fb->requested = 0;
+        uint64_t one = 1;
+        if (write(fb->efd, &one, sizeof(one)) != sizeof(one))
+            abort(); /* an eventfd write of 1 cannot fail short of a bug */
+    }
+    pthread_mutex_unlock(&fb->mu);
+    return NULL;
+}
+
+/* In the poll loop: the worker finished a flush; report it to the core. */
+static void flush_completed(struct file_backend *fb)
+{
+    uint64_t v;
+    if (read(fb->efd, &v, sizeof(v)) != sizeof(v))
+        return;
+    pthread_mutex_lock(&fb->mu);
+    kv_flush_done_fn *done = fb->done;
+    void *arg = fb->arg;
+    int rc = fb->result;
+    fb->done = NULL;
+    pthread_mutex_unlock(&fb->mu);
+    if (done)
+        done(arg, rc);
 }
 
 static void client_send(void *arg, const char *data, size_t len)
@@ -148,7 +211,7 @@ static int parse_listen(const char *spec, struct addrinfo **res)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tandem-kvstore-native --listen ADDR:PORT --log FILE [--size MiB] "
-               "[--max-keys N]\n"
+               "[--max-keys N] [--async-flush]\n"
                "Serve the kvstore line protocol (docs/kvstore-protocol.md) over TCP with a\n"
                "durable log in FILE: a write is answered only after fdatasync(FILE).\n"
                "  --listen ADDR:PORT  address to listen on (port 0 picks a free port; the\n"
@@ -156,6 +219,8 @@ static void usage(FILE *f)
                "  --log FILE          log file; created with --size MiB (default 64) when it\n"
                "                      is missing or empty, otherwise its size is used as is\n"
                "  --max-keys N        key limit (default 65536)\n"
+               "  --async-flush       fdatasync on a worker thread, completed through the poll\n"
+               "                      loop (how the guest's block device completes flushes)\n"
                "Stops on SIGTERM or SIGINT.\n");
 }
 
@@ -166,9 +231,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'}, {"log", required_argument, NULL, 'f'},
         {"size", required_argument, NULL, 's'},   {"max-keys", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"async-flush", no_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    struct file_backend fb = {.fd = -1};
+    struct file_backend fb = {.fd = -1, .efd = -1};
+    int worker_started = 0;
     struct kv_store *st = NULL;
     struct client **cls = NULL;
     struct pollfd *pfds = NULL;
@@ -200,6 +267,9 @@ int main(int argc, char **argv)
                         optarg);
                 return 2;
             }
+            break;
+        case 'a':
+            fb.async = 1;
             break;
         case 'h':
             usage(stdout);
@@ -244,6 +314,17 @@ int main(int argc, char **argv)
     }
     fb.be = (struct kv_backend){
         .opaque = &fb, .capacity = cap, .read = fb_read, .write = fb_write, .flush = fb_flush};
+    if (fb.async) {
+        pthread_mutex_init(&fb.mu, NULL);
+        pthread_cond_init(&fb.cv, NULL);
+        fb.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fb.efd < 0 || pthread_create(&fb.worker, NULL, flush_worker, &fb)) {
+            fprintf(stderr, "tandem-kvstore-native: cannot start the flush worker: %s\n",
+                    strerror(errno));
+            goto out;
+        }
+        worker_started = 1;
+    }
     struct kv_config cfg = {.max_keys = (uint32_t)max_keys, .send = client_send};
     const char *err;
     int rc = kv_store_open(&cfg, &fb.be, &st, &err);
@@ -252,7 +333,7 @@ int main(int argc, char **argv)
                 strerror(-rc));
         goto out;
     }
-    kv_store_commit(st); /* makes a fresh format durable */
+    kv_store_commit(st); /* makes a fresh format durable (completes in the loop when async) */
 
     lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -287,7 +368,7 @@ int main(int argc, char **argv)
     while (!stop_requested) {
         if (capcls < ncls + 1) {
             size_t nc = capcls ? capcls * 2 : 64;
-            struct pollfd *np = realloc(pfds, (nc + 1) * sizeof(*np));
+            struct pollfd *np = realloc(pfds, (nc + 2) * sizeof(*np));
             if (!np)
                 goto out;
             pfds = np;
@@ -298,15 +379,17 @@ int main(int argc, char **argv)
             capcls = nc;
         }
         pfds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        pfds[1] = (struct pollfd){.fd = fb.efd, .events = POLLIN};
         for (size_t i = 0; i < ncls; i++) {
             short ev = 0;
-            if (cls[i]->outlen < OUT_HIGH)
+            /* Backpressure: unsent and held replies bound what is read from a client. */
+            if (cls[i]->outlen < OUT_HIGH && kv_conn_pending(cls[i]->kc) < 4096)
                 ev |= POLLIN;
             if (cls[i]->outlen > cls[i]->outoff)
                 ev |= POLLOUT;
-            pfds[i + 1] = (struct pollfd){.fd = cls[i]->fd, .events = ev};
+            pfds[i + 2] = (struct pollfd){.fd = cls[i]->fd, .events = ev};
         }
-        int n = poll(pfds, ncls + 1, kv_store_busy(st) ? 1 : 1000);
+        int n = poll(pfds, ncls + 2, 1000);
         if (n < 0 && errno != EINTR) {
             fprintf(stderr, "tandem-kvstore-native: poll: %s\n", strerror(errno));
             goto out;
@@ -314,7 +397,7 @@ int main(int argc, char **argv)
         size_t polled = ncls;
         for (size_t i = 0; n > 0 && i < polled; i++) {
             struct client *cl = cls[i];
-            if (pfds[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (pfds[i + 2].revents & (POLLIN | POLLHUP | POLLERR)) {
                 char buf[READ_CHUNK];
                 ssize_t r = recv(cl->fd, buf, sizeof(buf), 0);
                 if (r > 0)
@@ -323,6 +406,8 @@ int main(int argc, char **argv)
                     cl->dead = 1;
             }
         }
+        if (n > 0 && (pfds[1].revents & POLLIN))
+            flush_completed(&fb);
         if (n > 0 && (pfds[0].revents & POLLIN)) {
             while (ncls < capcls) { /* the rest waits for the next round, once cls grew */
                 int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -366,6 +451,15 @@ out:
     }
     free(cls);
     free(pfds);
+    if (worker_started) {
+        pthread_mutex_lock(&fb.mu);
+        fb.quit = 1;
+        pthread_cond_signal(&fb.cv);
+        pthread_mutex_unlock(&fb.mu);
+        pthread_join(fb.worker, NULL);
+    }
+    if (fb.efd >= 0)
+        close(fb.efd);
     kv_store_close(st);
     if (lfd >= 0)
         close(lfd);

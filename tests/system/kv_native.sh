@@ -1,9 +1,12 @@
 #!/bin/bash
 # System test: tandem-kvstore-native on primary, driven by tandem-kvclient from client, killed -9, restarted from its log: nothing acknowledged is lost.
-# usage: kv_native.sh TANDEM-KVSTORE-NATIVE TANDEM-KVCLIENT
+# usage: kv_native.sh TANDEM-KVSTORE-NATIVE TANDEM-KVCLIENT [SERVER-OPTION...]
+# (kv_native_async passes --async-flush: flushes complete later, through the server's poll loop)
 HERE=$(cd "$(dirname "$0")" && pwd)
 SERVER=$(realpath "${1:?path of tandem-kvstore-native}")
 CLIENT=$(realpath "${2:?path of tandem-kvclient}")
+shift 2
+SERVER_OPTS=("$@")
 source "$HERE/../lib/hosts.sh"
 
 fail() {
@@ -17,7 +20,7 @@ LOG="$RUNDIR_PRIMARY/kv.log"
 HIST="$RUNDIR_CLIENT/history"
 
 start_server() {
-    on_host_bg primary "$SERVER" --listen "$ADDR" --log "$LOG" --size 8 >>"$RUNDIR_PRIMARY/server.out" 2>&1
+    on_host_bg primary "$SERVER" --listen "$ADDR" --log "$LOG" --size 8 "${SERVER_OPTS[@]}" >>"$RUNDIR_PRIMARY/server.out" 2>&1
     SERVER_PID=$HOST_PID
     wait_tcp client "$ADDR" 5 || { cat "$RUNDIR_PRIMARY/server.out"; fail "server did not come up on $ADDR"; }
 }
