@@ -18,6 +18,8 @@
 HOSTS_TAG=${HOSTS_TAG:-tdm$$}
 HOSTS_SUBNET_PREFIX=10.99.0
 HOSTS_PREFIXLEN=24
+HOSTS_SUBNET6_PREFIX=fd99::
+HOSTS_PREFIXLEN6=64
 HOSTS_ALL="primary backup client"
 HOSTS_UP=""
 HOSTS_DIR=""
@@ -62,6 +64,13 @@ host_ip() {
     esac
 }
 
+# IPv6 address of a host: fd99::1, ::2, ::3 in the same order.
+host_ip6() {
+    local v4
+    v4=$(host_ip "$1") || return 1
+    echo "$HOSTS_SUBNET6_PREFIX${v4##*.}"
+}
+
 host_ns() {
     echo "$HOSTS_TAG-$1"
 }
@@ -92,9 +101,10 @@ hosts_setup() {
 
 # Create one host: namespace, br0 with the host address, a veth to the switch.
 hosts_add() {
-    local h=$1 ns ip upper
+    local h=$1 ns ip ip6 upper
     ns=$(host_ns "$h")
     ip=$(host_ip "$h") || return 1
+    ip6=$(host_ip6 "$h")
     upper=$(echo "$h" | tr '[:lower:]' '[:upper:]')
     ip netns add "$ns" || return 1
     HOSTS_UP="$HOSTS_UP $h"
@@ -106,9 +116,11 @@ hosts_add() {
     ip -n "$NS_SWITCH" link set "sw-$h" master sw up || return 1
     ip -n "$ns" link set eth0 master br0 up || return 1
     ip -n "$ns" addr add "$ip/$HOSTS_PREFIXLEN" dev br0 || return 1
+    # nodad: usable at once; duplicate detection would only delay the tests
+    ip -n "$ns" addr add "$ip6/$HOSTS_PREFIXLEN6" dev br0 nodad || return 1
     ip -n "$ns" link set br0 up || return 1
-    eval "NS_$upper=\$ns; IP_$upper=\$ip; RUNDIR_$upper=\$HOSTS_DIR/\$h"
-    export "NS_$upper" "IP_$upper" "RUNDIR_$upper"
+    eval "NS_$upper=\$ns; IP_$upper=\$ip; IP6_$upper=\$ip6; RUNDIR_$upper=\$HOSTS_DIR/\$h"
+    export "NS_$upper" "IP_$upper" "IP6_$upper" "RUNDIR_$upper"
 }
 
 # on_host HOST CMD...: run CMD in HOST's namespace with HOST's Tandem runtime directory.

@@ -23,6 +23,8 @@ if [ "${1:-}" = "--inner" ]; then
     on_host client ping -c1 -W2 "$IP_PRIMARY" >/dev/null || fail "client cannot ping primary"
     on_host client ping -c1 -W2 "$IP_BACKUP" >/dev/null || fail "client cannot ping backup"
     on_host primary ping -c1 -W2 "$IP_BACKUP" >/dev/null || fail "primary cannot ping backup"
+    on_host client ping -6 -c1 -W2 "$IP6_PRIMARY" >/dev/null || fail "client cannot ping primary over IPv6"
+    on_host client ping -6 -c1 -W2 "$IP6_BACKUP" >/dev/null || fail "client cannot ping backup over IPv6"
     # namespaces are isolated: the root namespace has no route to the test subnet
     ping -c1 -W1 "$IP_PRIMARY" >/dev/null 2>&1 && fail "root namespace reaches the test subnet"
 
