@@ -149,6 +149,13 @@ uint64_t vmm_clock_tsc_khz(struct vmm *vm);
 void vmm_clock_init(struct vmm *vm);
 /* Guest time now (ns) from the same formula the guest uses. */
 uint64_t vmm_clock_guest_ns(struct vmm *vm);
+/*
+ * For restore, migration and failover: make guest time continue at
+ * guest_ns from now on, on a host whose TSC runs at tsc_khz, and bump the
+ * clock generation so the guest knows it moved (it then re-announces its
+ * MAC). Call only while the vCPU is parked (paused or not yet started).
+ */
+void vmm_clock_relocate(struct vmm *vm, uint64_t guest_ns, uint64_t tsc_khz);
 
 /* ---- vmm_console.c */
 int vmm_console_init(struct vmm_console *c, int log_fd, int echo_fd);

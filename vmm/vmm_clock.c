@@ -66,3 +66,31 @@ uint64_t vmm_clock_tsc_khz(struct vmm *vm)
 {
     return vm->tsc_khz;
 }
+
+void vmm_clock_relocate(struct vmm *vm, uint64_t guest_ns, uint64_t tsc_khz)
+{
+    struct tandem_clock *c = vmm_gpa_ptr_w(&vm->mem, TANDEM_ABI_CLOCK_ADDR, sizeof(*c));
+    struct tandem_clock n = vm->clock;
+    struct timespec ts;
+
+    /* The vCPU is parked, but follow the seqlock anyway: odd version while rewriting. */
+    n.version = (vm->clock.version | 1) + 1;
+    n.generation = vm->clock.generation + 1;
+    n.tsc_base = __rdtsc();
+    n.ns_base = guest_ns;
+    n.tsc_khz = tsc_khz;
+    scale_for(tsc_khz, &n.mul, &n.shift);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    n.wall_base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - guest_ns;
+    __atomic_store_n(&c->version, vm->clock.version | 1, __ATOMIC_RELEASE);
+    c->generation = n.generation;
+    c->tsc_base = n.tsc_base;
+    c->ns_base = n.ns_base;
+    c->mul = n.mul;
+    c->shift = n.shift;
+    c->wall_base_ns = n.wall_base_ns;
+    c->tsc_khz = n.tsc_khz;
+    __atomic_store_n(&c->version, n.version, __ATOMIC_RELEASE);
+    vm->clock = n;
+    vm->tsc_khz = tsc_khz;
+}

@@ -217,12 +217,52 @@ static void test_elf_refusals(void **state)
     expect_refusal(&o, "not an ELF file");
 }
 
+/* The clock page by bytes (docs/abi.md), before and after a relocation. */
+static void test_clock_relocate(void **state)
+{
+    static struct vmm vm;
+    const uint8_t *page;
+    uint32_t version0, version1, generation, mul;
+    int32_t shift;
+    uint64_t ns_base, khz, now;
+    double ns_per_tick;
+
+    (void)state;
+    memset(&vm, 0, sizeof(vm));
+    vm.mem = mem;
+    vm.tsc_khz = 2596152;
+    vmm_clock_init(&vm);
+    page = vmm_gpa_ptr(&mem, TANDEM_ABI_CLOCK_ADDR, 64);
+    memcpy(&version0, page, 4);
+    assert_int_equal(version0 % 2, 0);
+    memcpy(&generation, page + 4, 4);
+    assert_int_equal(generation, 0);
+
+    vmm_clock_relocate(&vm, 5000000000ull, 1000000); /* moved to a 1 GHz host at 5 s */
+    memcpy(&version1, page, 4);
+    memcpy(&generation, page + 4, 4);
+    memcpy(&ns_base, page + 16, 8);
+    memcpy(&mul, page + 24, 4);
+    memcpy(&shift, page + 28, 4);
+    memcpy(&khz, page + 40, 8);
+    assert_int_equal(version1 % 2, 0);
+    assert_true(version1 > version0);
+    assert_int_equal(generation, 1);
+    assert_int_equal(ns_base, 5000000000ull);
+    assert_int_equal(khz, 1000000);
+    ns_per_tick = (double)mul * (shift >= 0 ? (double)(1u << shift) : 1.0 / (1u << -shift)) /
+                  4294967296.0;
+    assert_true(ns_per_tick > 0.999999 && ns_per_tick < 1.000001);
+    now = vmm_clock_guest_ns(&vm);
+    assert_true(now >= 5000000000ull && now < 5000000000ull + 10000000000ull);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accessor_bounds), cmocka_unit_test(test_accessor_overflow),
         cmocka_unit_test(test_dirty_bitmap),    cmocka_unit_test(test_elf_good),
-        cmocka_unit_test(test_elf_refusals),
+        cmocka_unit_test(test_elf_refusals),    cmocka_unit_test(test_clock_relocate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
