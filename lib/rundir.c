@@ -707,7 +707,10 @@ void tdm_rundir_created(const char *root, uint32_t domid, int creating_fd)
 char *tdm_exit_summary(const char *root, uint32_t domid)
 {
     char *path = tdm_domain_path(root, domid, "exit-status"), *text = NULL, *out = NULL;
-    json_t *j = NULL, *msg, *reason, *code;
+    const char *reason, *msg;
+    long long code;
+    json_t *j = NULL;
+    int has_msg, n = 0;
 
     if (!path || tdm_read_file(NULL, path, &text))
         goto out;
@@ -716,17 +719,19 @@ char *tdm_exit_summary(const char *root, uint32_t domid)
         out = strdup(text); /* not JSON: show what the VMM wrote */
         goto out;
     }
-    msg = json_object_get(j, "message");
-    reason = json_object_get(j, "reason");
-    code = json_object_get(j, "code");
-    if (json_is_string(msg) && json_string_length(msg) > 0) {
-        if (asprintf(&out, "%s", json_string_value(msg)) < 0)
-            out = NULL;
-    } else if (json_is_string(reason)) {
-        if (asprintf(&out, "%s, code %lld", json_string_value(reason),
-                     json_is_integer(code) ? (long long)json_integer_value(code) : 0LL) < 0)
-            out = NULL;
-    }
+    reason = json_string_value(json_object_get(j, "reason"));
+    msg = json_string_value(json_object_get(j, "message"));
+    code = json_integer_value(json_object_get(j, "code"));
+    /* "crash, code -1: bad pointer ...", "poweroff, code 0"; a message equal to the reason is noise. */
+    has_msg = msg && msg[0] && (!reason || strcmp(msg, reason));
+    if (reason && has_msg)
+        n = asprintf(&out, "%s, code %lld: %s", reason, code, msg);
+    else if (reason)
+        n = asprintf(&out, "%s, code %lld", reason, code);
+    else if (has_msg)
+        n = asprintf(&out, "%s", msg);
+    if (n < 0)
+        out = NULL;
 out:
     json_decref(j);
     free(text);

@@ -290,7 +290,8 @@ static void test_vmm_exit_is_reaped(void **state)
     assert_int_equal(create(f, "brief", "exit-soon", 0, &id), 0);
     usleep(800 * 1000);
     assert_int_equal(tandem_domain_lookup(f->ctx, "brief", &id), TANDEM_ERR_NOTFOUND);
-    assert_error_has(f->ctx, "domain 'brief' (id 1) has exited (fake poweroff)");
+    assert_string_equal(tandem_ctx_error(f->ctx),
+                        "domain 'brief' (id 1) has exited (poweroff, code 0: fake poweroff)");
     assert_clean(f->root); /* the lookup reaped it */
     assert_int_equal(create(f, "brief", "exit-soon", 0, &id), 0);
     assert_int_equal(tandem_domain_alive(f->ctx, id), 1);

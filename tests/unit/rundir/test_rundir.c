@@ -346,6 +346,19 @@ static void test_reap_dead_pid(void **state)
         assert_string_equal(why, "crash, code 7");
         free(why);
     }
+    put(f->root, "domains/1/exit-status",
+        "{\"reason\":\"crash\",\"code\":-1,\"message\":\"bad pointer at rip 0x10\"}\n");
+    {
+        char *why = tdm_exit_summary(f->root, 1);
+        assert_string_equal(why, "crash, code -1: bad pointer at rip 0x10");
+        free(why);
+    }
+    put(f->root, "domains/1/exit-status", "{\"reason\":\"destroyed\",\"code\":0,\"message\":\"destroyed\"}");
+    {
+        char *why = tdm_exit_summary(f->root, 1);
+        assert_string_equal(why, "destroyed, code 0");
+        free(why);
+    }
     {
         int lock;
         assert_int_equal(tdm_rundir_lock(f->ctx, f->root, &lock), 0);
