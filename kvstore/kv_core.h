@@ -29,7 +29,10 @@ typedef void kv_flush_done_fn(void *arg, int rc);
  * always multiples of KV_SECTOR and lie inside [0, capacity).
  *
  * read and write are synchronous (write may leave data in a volatile cache)
- * and return 0 or a negative errno. flush makes every completed write durable
+ * and return 0 or a negative errno; write may also only queue the data (it
+ * must copy it), provided the next flush completes after the queued writes
+ * are done, as an in-order ring with a flush barrier does. read is used only
+ * by kv_store_open. flush makes every completed (or queued) write durable
  * and reports it by calling done(arg, rc) exactly once, either before flush
  * returns (synchronous backends) or later from the owner's event loop; flush
  * itself returns 0, or a negative errno when it could not start (done is then
