@@ -148,7 +148,10 @@ out:
     return rc;
 }
 
-/* Copy everything readable from fd to stdout. 0, or -1 on a read/write error. */
+/*
+ * Copy everything readable from fd to stdout. 0; 1 when stdout's reader
+ * has gone (EPIPE: `tandem console x | head`); -1 on another error.
+ */
 static int drain(int fd)
 {
     char buf[65536];
@@ -166,7 +169,7 @@ static int drain(int fd)
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0)
-                return -1;
+                return errno == EPIPE ? 1 : -1;
             off += w;
         }
     }
@@ -198,7 +201,7 @@ static void on_console_signal(int sig)
 int cli_console_attach(struct cli *cli, uint32_t domid, int follow)
 {
     struct termios saved, raw;
-    struct sigaction sa = {0}, old_int, old_term, old_hup;
+    struct sigaction sa = {0}, ign = {0}, old_int, old_term, old_hup, old_pipe;
     char *path = NULL;
     int fd = -1, rc = 1, tty = follow && isatty(STDIN_FILENO), raw_set = 0;
 
@@ -220,6 +223,8 @@ int cli_console_attach(struct cli *cli, uint32_t domid, int follow)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGHUP, &sa, &old_hup);
+    ign.sa_handler = SIG_IGN; /* a closed stdout ends the console, with the tty restored */
+    sigaction(SIGPIPE, &ign, &old_pipe);
     if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
         raw = saved;
         raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
@@ -229,17 +234,18 @@ int cli_console_attach(struct cli *cli, uint32_t domid, int follow)
     }
     for (;;) {
         struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
-        int alive;
+        int alive, drained;
 
         if (fd < 0)
             fd = open(path, O_RDONLY | O_CLOEXEC); /* the VMM has not opened it yet */
         /* Sample liveness before draining so the last words are never lost. */
         alive = tandem_domain_alive(cli->ctx, domid) && same_file(fd, path);
-        if (fd >= 0 && drain(fd) < 0) {
+        drained = fd >= 0 ? drain(fd) : 0;
+        if (drained < 0) {
             rc = cli_fail(cli, "cannot copy '%s' to stdout", path);
             goto restore;
         }
-        if (!alive || console_stop)
+        if (!alive || console_stop || drained > 0)
             break;
         if (poll(&p, tty ? 1 : 0, CONSOLE_POLL_MS) > 0) {
             char c;
@@ -256,6 +262,7 @@ restore:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGHUP, &old_hup, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
 out:
     if (fd >= 0)
         close(fd);
