@@ -248,13 +248,17 @@ static int explains(const struct kvc_op *o, const char *observed)
 static void describe(const struct kvc_op *o, int64_t acked_us, char *buf, size_t len)
 {
     if (o->status == KVC_ACK)
-        snprintf(buf, len, "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, acknowledged %"
-                 PRId64 " us)", kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg, o->conn, o->id,
-                 o->send_us, o->reply_us);
+        snprintf(buf, len,
+                 "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, acknowledged %" PRId64
+                 " us)",
+                 kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg, o->conn, o->id, o->send_us,
+                 o->reply_us);
     else
-        snprintf(buf, len, "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, %s, but its value "
-                 "was read at %" PRId64 " us)", kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg,
-                 o->conn, o->id, o->send_us, kvc_status_name(o->status), acked_us);
+        snprintf(buf, len,
+                 "%s%s%s (conn %d id %" PRIu64 ", sent %" PRId64 " us, %s, but its value "
+                 "was read at %" PRId64 " us)",
+                 kvc_op_name(o->op), o->arg[0] ? " " : "", o->arg, o->conn, o->id, o->send_us,
+                 kvc_status_name(o->status), acked_us);
 }
 
 /*
@@ -357,11 +361,15 @@ int kvc_check_key(const struct kvc_op *ops, size_t n, const char *observed, char
     } else {
         describe(last, acked[last_i], b, sizeof(b));
         if (observed)
-            snprintf(why, whylen, "server has '%s', which no write of this history made; last "
-                     "acknowledged write: %s", observed, b);
+            snprintf(why, whylen,
+                     "server has '%s', which no write of this history made; last "
+                     "acknowledged write: %s",
+                     observed, b);
         else
-            snprintf(why, whylen, "key is missing but no DEL of it was sent; last acknowledged "
-                     "write: %s", b);
+            snprintf(why, whylen,
+                     "key is missing but no DEL of it was sent; last acknowledged "
+                     "write: %s",
+                     b);
     }
 out:
     free(acked);

@@ -1,4 +1,4 @@
-/* kvclient history file: one line per request with its times and acknowledged result, and the checker over it. */
+/* kvclient history file (one line per request, times and result) and the checker over it. */
 #ifndef KVC_HISTORY_H
 #define KVC_HISTORY_H
 
@@ -26,8 +26,8 @@ struct kvc_op {
     enum kvc_status status;
     enum kvc_opcode op;
     char key[65];
-    char arg[257];    /* SET value, "" otherwise */
-    char reply[300];  /* reply line without "\n", "" when none */
+    char arg[257];   /* SET value, "" otherwise */
+    char reply[300]; /* reply line without "\n", "" when none */
 };
 
 const char *kvc_op_name(enum kvc_opcode op);

@@ -1,4 +1,4 @@
-/* tandem-kvclient: kvstore load generator with latency histogram and history file, and the loss checker. */
+/* tandem-kvclient: kvstore load generator (latency histogram, history file) and checker. */
 #include "kvc_history.h"
 
 #include <errno.h>
@@ -154,8 +154,8 @@ static void record_latency(struct stats *s, int64_t us)
 }
 
 /* The connection failed: record its request (if any) and close it or schedule a reconnect. */
-static void conn_fail(struct conn *c, const struct options *o, struct stats *s,
-                      enum kvc_status why, const char *what)
+static void conn_fail(struct conn *c, const struct options *o, struct stats *s, enum kvc_status why,
+                      const char *what)
 {
     if (c->state == C_WAIT) {
         c->req.status = why;
@@ -671,8 +671,7 @@ static int parse_num(const char *opt, const char *s, double min, double max, dou
     errno = 0;
     double v = strtod(s, &end);
     if (errno || *end || end == s || v < min || v > max) {
-        fprintf(stderr, "tandem-kvclient: --%s '%s' is not a number in %g..%g\n", opt, s, min,
-                max);
+        fprintf(stderr, "tandem-kvclient: --%s '%s' is not a number in %g..%g\n", opt, s, min, max);
         return -1;
     }
     *out = v;
@@ -681,16 +680,23 @@ static int parse_num(const char *opt, const char *s, double min, double max, dou
 
 int main(int argc, char **argv)
 {
-    struct options o = {.conns = 1, .keys = 100, .seed = 1, .timeout_ms = 5000,
-                        .mix = {60, 30, 5, 5}};
+    struct options o = {
+        .conns = 1, .keys = 100, .seed = 1, .timeout_ms = 5000, .mix = {60, 30, 5, 5}};
     static const struct option lo[] = {
-        {"server", required_argument, NULL, 's'},  {"conns", required_argument, NULL, 'c'},
-        {"duration", required_argument, NULL, 'd'}, {"ops", required_argument, NULL, 'n'},
-        {"rate", required_argument, NULL, 'r'},    {"mix", required_argument, NULL, 'm'},
-        {"keys", required_argument, NULL, 'k'},    {"history", required_argument, NULL, 'H'},
-        {"seed", required_argument, NULL, 'S'},    {"timeout", required_argument, NULL, 't'},
-        {"check", required_argument, NULL, 'C'},   {"reconnect", no_argument, NULL, 'R'},
-        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {"server", required_argument, NULL, 's'},
+        {"conns", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"ops", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},
+        {"mix", required_argument, NULL, 'm'},
+        {"keys", required_argument, NULL, 'k'},
+        {"history", required_argument, NULL, 'H'},
+        {"seed", required_argument, NULL, 'S'},
+        {"timeout", required_argument, NULL, 't'},
+        {"check", required_argument, NULL, 'C'},
+        {"reconnect", no_argument, NULL, 'R'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt, ret;
@@ -723,8 +729,9 @@ int main(int argc, char **argv)
             break;
         case 'm':
             if (parse_mix(optarg, o.mix)) {
-                fprintf(stderr, "tandem-kvclient: --mix '%s' is not like set=60,get=30,incr=5,"
-                                "del=5 (names set, get, incr, del; weights not all 0)\n",
+                fprintf(stderr,
+                        "tandem-kvclient: --mix '%s' is not like set=60,get=30,incr=5,"
+                        "del=5 (names set, get, incr, del; weights not all 0)\n",
                         optarg);
                 return 2;
             }
@@ -804,8 +811,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     ret = run_load(&o);
     if (hist && fclose(hist)) {
-        fprintf(stderr, "tandem-kvclient: writing history '%s': %s\n", o.history,
-                strerror(errno));
+        fprintf(stderr, "tandem-kvclient: writing history '%s': %s\n", o.history, strerror(errno));
         ret = 2;
     }
 out:

@@ -1,4 +1,4 @@
-/* kvstore core: protocol parser, hash table, durable log with group commit, replay and compaction. */
+/* kvstore core: protocol parser, hash table, durable log, group commit, replay, compaction. */
 #include "kv_core.h"
 
 #include <errno.h>
@@ -70,7 +70,7 @@ struct kv_store {
     uint8_t *wbuf; /* bytes from sector-aligned wbuf_off up to the append position */
     size_t wlen, wcap;
     uint64_t wbuf_off;
-    size_t wflushed; /* bytes of wbuf already written to the backend */
+    size_t wflushed;  /* bytes of wbuf already written to the backend */
     int want_compact; /* a record did not fit: stop appending, snapshot next */
     int meta_dirty;   /* a superblock or format write waits for a flush */
 
@@ -450,8 +450,7 @@ static int check_token(struct kv_conn *c, const char *what, const char *t, size_
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)t[i];
         if (ch < 0x21 || ch > 0x7e) {
-            reply(c, "ERR %s contains byte 0x%02x (printable ASCII without spaces only)", what,
-                  ch);
+            reply(c, "ERR %s contains byte 0x%02x (printable ASCII without spaces only)", what, ch);
             return -1;
         }
     }
@@ -646,7 +645,7 @@ static void execute(struct kv_conn *c, char *line, size_t len)
         int args;
         const char *usage;
     } cmds[] = {
-        {"SET", 2, "SET key value"}, {"GET", 1, "GET key"},   {"DEL", 1, "DEL key"},
+        {"SET", 2, "SET key value"}, {"GET", 1, "GET key"}, {"DEL", 1, "DEL key"},
         {"INCR", 1, "INCR key"},     {"PING", 0, "PING"},
     };
     for (size_t ci = 0; ci < sizeof(cmds) / sizeof(cmds[0]); ci++) {

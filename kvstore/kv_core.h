@@ -1,4 +1,4 @@
-/* kvstore core: line protocol, bounded in-memory store and durable log, free of sockets and disks. */
+/* kvstore core: line protocol, bounded store and durable log, free of sockets and disks. */
 #ifndef KV_CORE_H
 #define KV_CORE_H
 

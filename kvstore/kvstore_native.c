@@ -1,4 +1,4 @@
-/* tandem-kvstore-native: the kvstore core served from a plain host process (file log, fdatasync). */
+/* tandem-kvstore-native: the kvstore core in a plain host process (file log, fdatasync). */
 #include "kv_core.h"
 
 #include <errno.h>
@@ -229,9 +229,12 @@ int main(int argc, char **argv)
     const char *listen_spec = NULL, *log_path = NULL;
     unsigned long size_mib = 64, max_keys = KV_DEFAULT_MAX_KEYS;
     static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"log", required_argument, NULL, 'f'},
-        {"size", required_argument, NULL, 's'},   {"max-keys", required_argument, NULL, 'k'},
-        {"async-flush", no_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'l'},
+        {"log", required_argument, NULL, 'f'},
+        {"size", required_argument, NULL, 's'},
+        {"max-keys", required_argument, NULL, 'k'},
+        {"async-flush", no_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct file_backend fb = {.fd = -1, .efd = -1};
@@ -329,8 +332,7 @@ int main(int argc, char **argv)
     const char *err;
     int rc = kv_store_open(&cfg, &fb.be, &st, &err);
     if (rc) {
-        fprintf(stderr, "tandem-kvstore-native: log '%s': %s (%s)\n", log_path, err,
-                strerror(-rc));
+        fprintf(stderr, "tandem-kvstore-native: log '%s': %s (%s)\n", log_path, err, strerror(-rc));
         goto out;
     }
     kv_store_commit(st); /* makes a fresh format durable (completes in the loop when async) */

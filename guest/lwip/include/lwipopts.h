@@ -1,4 +1,4 @@
-/* lwIP build options for Tandem PV guests: NO_SYS raw API, IPv4+IPv6, TCP sized for many connections. */
+/* lwIP options for Tandem PV guests: NO_SYS raw API, IPv4+IPv6, TCP for many connections. */
 #ifndef TANDEM_LWIPOPTS_H
 #define TANDEM_LWIPOPTS_H
 
@@ -25,7 +25,7 @@
 #define LWIP_IPV6 1
 #define LWIP_ICMP 1
 #define LWIP_ICMP6 1
-#define LWIP_IPV6_MLD 1 /* solicited-node groups, needed by neighbour discovery */
+#define LWIP_IPV6_MLD 1        /* solicited-node groups, needed by neighbour discovery */
 #define LWIP_IPV6_AUTOCONFIG 0 /* static addresses from the command line */
 #define LWIP_IPV6_DHCP6 0
 #define LWIP_IPV6_FRAG 1

@@ -1,4 +1,4 @@
-/* Unit tests of the kvstore core: protocol, partial lines, held replies, INCR, limits, replay, compaction. */
+/* Unit tests of the kvstore core: protocol, held replies, INCR, limits, replay, compaction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,8 +123,7 @@ static struct kv_store *open_store(struct memdisk *m, uint32_t max_keys)
 }
 
 /* Send one chunk, commit, and return (and clear) everything the connection got. */
-static const char *exchange(struct kv_store *st, struct kv_conn *c, struct sink *s,
-                            const char *in)
+static const char *exchange(struct kv_store *st, struct kv_conn *c, struct sink *s, const char *in)
 {
     static char got[1 << 16];
     kv_conn_input(c, in, strlen(in));
@@ -373,8 +372,8 @@ static void expected_state(int ops, char *out, size_t n)
     }
     size_t len = 0;
     for (int k = 0; k < 5; k++)
-        len += (size_t)snprintf(out + len, n - len, present[k] ? "VALUE %s\n" : "NOTFOUND\n",
-                                val[k]);
+        len +=
+            (size_t)snprintf(out + len, n - len, present[k] ? "VALUE %s\n" : "NOTFOUND\n", val[k]);
     if (counter)
         snprintf(out + len, n - len, "VALUE %ld\n", counter);
     else
@@ -685,23 +684,24 @@ static void test_on_disk_bytes(void **state)
     exchange(st, c, &s, "SET a b\n");
     const uint8_t *sb = m->dur + 512; /* generation 1 lives in sector 1 */
     assert_memory_equal(sb, "TDMKVSB1", 8);
-    assert_int_equal(sb[8], 1);       /* version */
+    assert_int_equal(sb[8], 1); /* version */
     assert_int_equal(sb[12] | sb[13] << 8, 512);
     assert_int_equal(sb[16] | sb[17] << 8 | sb[18] << 16, 64 * 1024);
-    assert_int_equal(sb[24], 1);      /* generation */
-    assert_int_equal(sb[28], 0);      /* region */
-    assert_int_equal(sb[32], 1);      /* first sequence number */
-    uint32_t crc = (uint32_t)sb[40] | (uint32_t)sb[41] << 8 | (uint32_t)sb[42] << 16 |
-                   (uint32_t)sb[43] << 24;
+    assert_int_equal(sb[24], 1); /* generation */
+    assert_int_equal(sb[28], 0); /* region */
+    assert_int_equal(sb[32], 1); /* first sequence number */
+    uint32_t crc =
+        (uint32_t)sb[40] | (uint32_t)sb[41] << 8 | (uint32_t)sb[42] << 16 | (uint32_t)sb[43] << 24;
     assert_int_equal(crc, kv_crc32(0, sb, 40));
     const uint8_t *r = m->dur + 1024;
-    static const uint8_t hdr[20] = {'K', 'V', 'R', '1', 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0};
+    static const uint8_t hdr[20] = {'K', 'V', 'R', '1', 1, 0, 0, 0, 1, 0,
+                                    0,   0,   0,   0,   0, 0, 7, 0, 0, 0};
     assert_memory_equal(r, hdr, 20);
     assert_memory_equal(r + 24, "SET a b", 7);
     uint8_t g[4] = {1, 0, 0, 0};
     uint32_t want = kv_crc32(kv_crc32(kv_crc32(0, g, 4), r + 4, 16), r + 24, 7);
-    uint32_t got = (uint32_t)r[20] | (uint32_t)r[21] << 8 | (uint32_t)r[22] << 16 |
-                   (uint32_t)r[23] << 24;
+    uint32_t got =
+        (uint32_t)r[20] | (uint32_t)r[21] << 8 | (uint32_t)r[22] << 16 | (uint32_t)r[23] << 24;
     assert_int_equal(got, want);
     assert_int_equal(kv_crc32(0, "123456789", 9), 0xcbf43926u); /* the standard check value */
     kv_store_close(st);
@@ -809,14 +809,22 @@ static void test_random_corruption(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_protocol_basics),   cmocka_unit_test(test_protocol_errors),
-        cmocka_unit_test(test_partial_lines),     cmocka_unit_test(test_incr),
-        cmocka_unit_test(test_held_until_flush),  cmocka_unit_test(test_flush_failure),
-        cmocka_unit_test(test_key_limit),         cmocka_unit_test(test_replay_every_cut),
-        cmocka_unit_test(test_replay_corrupt_record), cmocka_unit_test(test_replay_stale_tail),
-        cmocka_unit_test(test_compaction),        cmocka_unit_test(test_compaction_crash),
-        cmocka_unit_test(test_disk_full),         cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_on_disk_bytes),     cmocka_unit_test(test_random_input),
+        cmocka_unit_test(test_protocol_basics),
+        cmocka_unit_test(test_protocol_errors),
+        cmocka_unit_test(test_partial_lines),
+        cmocka_unit_test(test_incr),
+        cmocka_unit_test(test_held_until_flush),
+        cmocka_unit_test(test_flush_failure),
+        cmocka_unit_test(test_key_limit),
+        cmocka_unit_test(test_replay_every_cut),
+        cmocka_unit_test(test_replay_corrupt_record),
+        cmocka_unit_test(test_replay_stale_tail),
+        cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_compaction_crash),
+        cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_on_disk_bytes),
+        cmocka_unit_test(test_random_input),
         cmocka_unit_test(test_random_corruption),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

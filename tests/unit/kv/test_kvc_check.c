@@ -62,8 +62,8 @@ static void test_parse(void **state)
     assert_int_equal(kvc_history_parse("R 0 2 5 9 ack DEL\n", &op), -1);
 
     /* write then parse gives the record back */
-    struct kvc_op w = {.conn = 7, .id = 99, .send_us = 1000, .reply_us = 1500,
-                       .status = KVC_ACK, .op = KVC_GET};
+    struct kvc_op w = {
+        .conn = 7, .id = 99, .send_us = 1000, .reply_us = 1500, .status = KVC_ACK, .op = KVC_GET};
     strcpy(w.key, "k9");
     strcpy(w.reply, "VALUE x.y.z");
     char *buf = NULL;
