@@ -28,8 +28,8 @@ static int lookup(struct cli *cli, const char *dom, uint32_t *domid)
 static void state_string(const tandem_dominfo *info, char out[7])
 {
     static const char reason_letters[] = "-rscw"; /* poweroff reboot suspend crash watchdog */
-    int shut = info->state == TANDEM_DOMAIN_STATE_SHUTDOWN ||
-               info->state == TANDEM_DOMAIN_STATE_CRASHED;
+    int shut =
+        info->state == TANDEM_DOMAIN_STATE_SHUTDOWN || info->state == TANDEM_DOMAIN_STATE_CRASHED;
     int reason = info->state == TANDEM_DOMAIN_STATE_CRASHED ? TANDEM_SHUTDOWN_REASON_CRASH
                                                             : (int)info->shutdown_reason;
 
@@ -40,8 +40,8 @@ static void state_string(const tandem_dominfo *info, char out[7])
         out[2] = 'p';
     if (shut) {
         out[3] = 's';
-        out[4] = reason >= 0 && reason < (int)sizeof(reason_letters) - 1 ? reason_letters[reason]
-                                                                          : '?';
+        out[4] =
+            reason >= 0 && reason < (int)sizeof(reason_letters) - 1 ? reason_letters[reason] : '?';
     }
     if (info->state == TANDEM_DOMAIN_STATE_DYING)
         out[5] = 'd';
@@ -352,8 +352,7 @@ int cmd_domname(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, "domname", "expected exactly one ID");
     for (const char *p = argv[1]; *p; p++)
         if (!isdigit((unsigned char)*p))
-            return cli_usage_error(cli, "domname", "'%s' is not a domain id (a number)",
-                                   argv[1]);
+            return cli_usage_error(cli, "domname", "'%s' is not a domain id (a number)", argv[1]);
     if (lookup(cli, argv[1], &domid))
         return 1;
     tandem_dominfo_init(&info);

@@ -142,11 +142,9 @@ int tdm_control_call_timeout(tandem_ctx *ctx, const char *dir, json_t *req, json
         goto out;
     }
     if (fd < 0) {
-        rc = tandem_error_errno(ctx,
-                                fd == -ENOENT || fd == -ECONNREFUSED ? TANDEM_ERR_NOTFOUND
-                                                                     : TANDEM_ERR_IO,
-                                -fd, "control request '%s': cannot connect to '%s/control.sock'",
-                                cmd, dir);
+        rc = tandem_error_errno(
+            ctx, fd == -ENOENT || fd == -ECONNREFUSED ? TANDEM_ERR_NOTFOUND : TANDEM_ERR_IO, -fd,
+            "control request '%s': cannot connect to '%s/control.sock'", cmd, dir);
         goto out;
     }
     iov.iov_base = text;
@@ -191,8 +189,9 @@ int tdm_control_call_timeout(tandem_ctx *ctx, const char *dir, json_t *req, json
     for (;;) {
         rc = wait_fd(fd, POLLIN, deadline);
         if (rc == TANDEM_ERR_TIMEOUT) {
-            tandem_error(ctx, rc, "control request '%s': no reply from the VMM at '%s' within %d ms",
-                         cmd, dir, timeout_ms);
+            tandem_error(ctx, rc,
+                         "control request '%s': no reply from the VMM at '%s' within %d ms", cmd,
+                         dir, timeout_ms);
             goto out;
         }
         if (rc) {
@@ -257,7 +256,7 @@ out:
 int tdm_control_call(tandem_ctx *ctx, const char *dir, json_t *req, json_t **reply, int *fds_in,
                      int nfds)
 {
-    return tdm_control_call_timeout(ctx, dir, req, reply, fds_in, nfds,
-                                    tdm_env_ms("TANDEM_CONTROL_TIMEOUT_MS",
-                                               TDM_CONTROL_TIMEOUT_MS));
+    return tdm_control_call_timeout(
+        ctx, dir, req, reply, fds_in, nfds,
+        tdm_env_ms("TANDEM_CONTROL_TIMEOUT_MS", TDM_CONTROL_TIMEOUT_MS));
 }

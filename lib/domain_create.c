@@ -1,4 +1,4 @@
-/* Domain creation: reserve a domid and name, write the config, spawn the VMM daemon, await ready. */
+/* Domain creation: reserve a domid and name, write the config, spawn the VMM, await ready. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -300,8 +300,7 @@ static int create_prepare(struct create *c, const tandem_domain_config *in)
     if (!c->root || tandem_domain_config_copy(&c->cfg, in))
         return tandem_error(c->ctx, TANDEM_ERR_NOMEM, "out of memory");
     if (tandem_uuid_is_zero(c->cfg.c_info.uuid) && tandem_uuid_generate(c->cfg.c_info.uuid))
-        return tandem_error(c->ctx, TANDEM_ERR_IO, "domain '%s': cannot generate a uuid",
-                            c->name);
+        return tandem_error(c->ctx, TANDEM_ERR_IO, "domain '%s': cannot generate a uuid", c->name);
     tandem_uuid_format(c->cfg.c_info.uuid, c->uuid);
     rc = absolute_kernel(c->ctx, &c->cfg);
     if (rc)
@@ -367,8 +366,8 @@ static int create_spawn(struct create *c, unsigned flags)
     sp->argv[i] = NULL;
 
     if (pipe2(ready, O_CLOEXEC) < 0)
-        return tandem_error_errno(c->ctx, TANDEM_ERR_IO, errno,
-                                  "domain '%s': cannot create a pipe", c->name);
+        return tandem_error_errno(c->ctx, TANDEM_ERR_IO, errno, "domain '%s': cannot create a pipe",
+                                  c->name);
     c->ready_fd = ready[0];
     rc = spawn_vmm(c->ctx, sp, ready[1], &c->vmm);
     close(ready[1]);
@@ -416,9 +415,9 @@ static int create_await_ready(struct create *c)
                           json_is_string(err) ? json_string_value(err)
                                               : "the VMM refused to start it");
     else if (!json_is_true(ok))
-        rc = tandem_error(c->ctx, TANDEM_ERR_PROTO,
-                          "domain '%s': the VMM sent a malformed ready line: %.200s", c->name,
-                          line);
+        rc =
+            tandem_error(c->ctx, TANDEM_ERR_PROTO,
+                         "domain '%s': the VMM sent a malformed ready line: %.200s", c->name, line);
 out:
     json_decref(j);
     free(why);

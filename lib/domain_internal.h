@@ -104,7 +104,8 @@ int tdm_rundir_reap_one(tandem_ctx *ctx, const char *root, uint32_t domid);
 int tdm_rundir_ids(tandem_ctx *ctx, const char *root, uint32_t **ids_out, int *n_out);
 
 /* The domid the name link ROOT/names/<name> points at; TANDEM_ERR_NOTFOUND (no message) if none. */
-int tdm_rundir_name_lookup(tandem_ctx *ctx, const char *root, const char *name, uint32_t *domid_out);
+int tdm_rundir_name_lookup(tandem_ctx *ctx, const char *root, const char *name,
+                           uint32_t *domid_out);
 
 /*
  * Read a whole small file into a malloc'd NUL-terminated string with
@@ -127,9 +128,10 @@ char *tdm_exit_summary(const char *root, uint32_t domid);
  * the VMM and calls tdm_rundir_rename_commit (writes `name`, removes the
  * old link) or tdm_rundir_rename_abort (removes the new link).
  */
-int tdm_rundir_rename_begin(tandem_ctx *ctx, const char *root, uint32_t domid, const char *new_name);
-int tdm_rundir_rename_commit(tandem_ctx *ctx, const char *root, uint32_t domid, const char *old_name,
-                             const char *new_name);
+int tdm_rundir_rename_begin(tandem_ctx *ctx, const char *root, uint32_t domid,
+                            const char *new_name);
+int tdm_rundir_rename_commit(tandem_ctx *ctx, const char *root, uint32_t domid,
+                             const char *old_name, const char *new_name);
 void tdm_rundir_rename_abort(const char *root, const char *new_name);
 
 /* ---- control socket client (lib/control_client.c); protocol in docs/control.md ---- */
@@ -160,7 +162,8 @@ int tdm_control_connect(const char *dir);
 
 /* ---- shared by lib/domain_*.c (lib/domain_ops.c) ---- */
 
-/* "domain 'web' (id 3)", or "domain 3" when the name is unknown; malloc'd, never NULL on success. */
+/* "domain 'web' (id 3)", or "domain 3" when the name is unknown; malloc'd, never NULL on success.
+ */
 char *tdm_domain_label(const char *root, uint32_t domid);
 
 /*

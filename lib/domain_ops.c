@@ -1,4 +1,5 @@
-/* Operations on existing domains: lookup, info, config, pause, unpause, destroy, rename, console. */
+/* Operations on existing domains: lookup, info, config, pause, unpause, destroy, rename, console.
+ */
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
@@ -152,7 +153,8 @@ out:
     return rc;
 }
 
-/* Fill what the runtime directory knows (name, uuid, pid) for a domain whose VMM cannot say more. */
+/* Fill what the runtime directory knows (name, uuid, pid) for a domain whose VMM cannot say more.
+ */
 static int info_from_rundir(tandem_ctx *ctx, const char *root, uint32_t domid, pid_t pid,
                             tandem_domain_state state, tandem_dominfo *out)
 {

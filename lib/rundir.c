@@ -41,8 +41,8 @@ int tdm_name_check(tandem_ctx *ctx, const char *name)
                             "domain name '%.*s...' is too long (%zu characters, at most %d)", 16,
                             name, len, TDM_NAME_MAX);
     if (name[0] == '.' || name[0] == '-')
-        return tandem_error(ctx, TANDEM_ERR_INVAL,
-                            "domain name '%s' must not start with '%c'", name, name[0]);
+        return tandem_error(ctx, TANDEM_ERR_INVAL, "domain name '%s' must not start with '%c'",
+                            name, name[0]);
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!isascii(c) || !(isalnum(c) || c == '_' || c == '.' || c == '-'))
@@ -437,8 +437,8 @@ int tdm_rundir_release(tandem_ctx *ctx, const char *root, uint32_t domid)
     if (tdm_read_file(NULL, namefile, &name) == 0 && !tdm_name_check(NULL, name)) {
         snprintf(path, sizeof(path), "%s/names/%s", root, name);
         if (link_target(path) == domid && unlink(path) < 0 && errno != ENOENT) {
-            rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot remove name link '%s'",
-                                    path);
+            rc =
+                tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot remove name link '%s'", path);
             goto out;
         }
     }
@@ -617,9 +617,8 @@ int tdm_rundir_reserve(tandem_ctx *ctx, const char *root, const char *name, cons
         }
     }
     if (domid > TDM_DOMID_MAX) {
-        rc = tandem_error(ctx, TANDEM_ERR_BUSY,
-                          "no free domain id for '%s': all %u ids are in use", name,
-                          TDM_DOMID_MAX);
+        rc = tandem_error(ctx, TANDEM_ERR_BUSY, "no free domain id for '%s': all %u ids are in use",
+                          name, TDM_DOMID_MAX);
         goto out;
     }
     made_dir = 1;
@@ -656,11 +655,11 @@ int tdm_rundir_reserve(tandem_ctx *ctx, const char *root, const char *name, cons
     snprintf(target, sizeof(target), "../domains/%u", domid);
     if (symlink(target, link) < 0) {
         if (errno == EEXIST && tdm_rundir_name_lookup(NULL, root, name, &existing) == 0)
-            rc = tandem_error(ctx, TANDEM_ERR_EXISTS,
-                              "a domain named '%s' already exists (id %u)", name, existing);
+            rc = tandem_error(ctx, TANDEM_ERR_EXISTS, "a domain named '%s' already exists (id %u)",
+                              name, existing);
         else
-            rc = tandem_error_errno(ctx, errno == EEXIST ? TANDEM_ERR_EXISTS : TANDEM_ERR_IO,
-                                    errno, "cannot create name link '%s'", link);
+            rc = tandem_error_errno(ctx, errno == EEXIST ? TANDEM_ERR_EXISTS : TANDEM_ERR_IO, errno,
+                                    "cannot create name link '%s'", link);
         goto out;
     }
     *domid_out = domid;
@@ -722,7 +721,8 @@ char *tdm_exit_summary(const char *root, uint32_t domid)
     reason = json_string_value(json_object_get(j, "reason"));
     msg = json_string_value(json_object_get(j, "message"));
     code = json_integer_value(json_object_get(j, "code"));
-    /* "crash, code -1: bad pointer ...", "poweroff, code 0"; a message equal to the reason is noise. */
+    /* "crash, code -1: bad pointer ..." or "poweroff, code 0" (a message equal to reason is noise)
+     */
     has_msg = msg && msg[0] && (!reason || strcmp(msg, reason));
     if (reason && has_msg)
         n = asprintf(&out, "%s, code %lld: %s", reason, code, msg);
@@ -759,8 +759,8 @@ int tdm_rundir_rename_begin(tandem_ctx *ctx, const char *root, uint32_t domid, c
                               "cannot create name link '%s'", link);
 }
 
-int tdm_rundir_rename_commit(tandem_ctx *ctx, const char *root, uint32_t domid, const char *old_name,
-                             const char *new_name)
+int tdm_rundir_rename_commit(tandem_ctx *ctx, const char *root, uint32_t domid,
+                             const char *old_name, const char *new_name)
 {
     char link[PATH_MAX];
     char *file = tdm_domain_path(root, domid, "name");

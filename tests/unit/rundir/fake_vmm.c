@@ -67,8 +67,8 @@ static void serve(int c, int deaf, int stubborn)
 {
     char buf[65536], cbuf[CMSG_SPACE(sizeof(int) * 16)];
     struct iovec iov = {buf, sizeof(buf) - 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *cm;
     int fd_in = -1;
     ssize_t n = recvmsg(c, &mh, 0);

@@ -158,8 +158,7 @@ static void test_pause_unpause_paused_create(void **state)
     assert_int_equal(tandem_domain_info(f->ctx, id, &info), 0);
     assert_int_equal(info.state, TANDEM_DOMAIN_STATE_PAUSED);
     assert_int_equal(tandem_domain_pause(f->ctx, id), TANDEM_ERR_FAIL);
-    assert_string_equal(tandem_ctx_error(f->ctx),
-                        "domain 'p' (id 1): domain is already paused");
+    assert_string_equal(tandem_ctx_error(f->ctx), "domain 'p' (id 1): domain is already paused");
     assert_int_equal(tandem_domain_unpause(f->ctx, id), 0);
     assert_int_equal(tandem_domain_info(f->ctx, id, &info), 0);
     assert_int_equal(info.state, TANDEM_DOMAIN_STATE_RUNNING);
@@ -263,7 +262,9 @@ static void test_create_failures_leave_nothing(void **state)
         snprintf(bogus, sizeof(bogus), "%s/bogus-vmm", f->root);
         fp = fopen(bogus, "w");
         assert_non_null(fp);
-        fputs("\x7f" "ELF garbage", fp);
+        fputs("\x7f"
+              "ELF garbage",
+              fp);
         fclose(fp);
         assert_int_equal(chmod(bogus, 0755), 0);
         setenv("TANDEM_VMM", bogus, 1);

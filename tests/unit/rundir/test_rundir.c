@@ -353,7 +353,8 @@ static void test_reap_dead_pid(void **state)
         assert_string_equal(why, "crash, code -1: bad pointer at rip 0x10");
         free(why);
     }
-    put(f->root, "domains/1/exit-status", "{\"reason\":\"destroyed\",\"code\":0,\"message\":\"destroyed\"}");
+    put(f->root, "domains/1/exit-status",
+        "{\"reason\":\"destroyed\",\"code\":0,\"message\":\"destroyed\"}");
     {
         char *why = tdm_exit_summary(f->root, 1);
         assert_string_equal(why, "destroyed, code 0");
