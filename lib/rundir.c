@@ -721,8 +721,7 @@ char *tdm_exit_summary(const char *root, uint32_t domid)
     reason = json_string_value(json_object_get(j, "reason"));
     msg = json_string_value(json_object_get(j, "message"));
     code = json_integer_value(json_object_get(j, "code"));
-    /* "crash, code -1: bad pointer ..." or "poweroff, code 0" (a message equal to reason is noise)
-     */
+    /* "crash, code -1: bad pointer ...", "poweroff, code 0" (a message equal to reason is noise) */
     has_msg = msg && msg[0] && (!reason || strcmp(msg, reason));
     if (reason && has_msg)
         n = asprintf(&out, "%s, code %lld: %s", reason, code, msg);
