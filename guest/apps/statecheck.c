@@ -3,7 +3,8 @@
  * a memory region and the clock stay consistent while the domain runs
  * (and is paused, saved, restored, migrated). Prints progress every
  * second and "MISMATCH ..." then crashes on the first inconsistency.
- * Command line: seconds=T (0 = forever), mem=M (MiB checked, default 8).
+ * Command line: seconds=T (0 = forever), mem=M (MiB checked, default 8),
+ * selftest=r13|ymm|mem (corrupt that state once, to show the check fires).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,7 +29,19 @@ struct sc_table {
 };
 _Static_assert(__builtin_offsetof(struct sc_table, ymm) == 128, "layout used by statecheck_regs.S");
 
-uint64_t sc_regs_run(struct sc_table *t, uint64_t iterations);
+uint64_t sc_regs_run(struct sc_table *t, uint64_t iterations, uint64_t corrupt_at,
+                     uint64_t corrupt_what);
+
+struct sc_zmm_table {
+    uint8_t zmm[8][64]; /*   0 */
+    uint64_t k[3];      /* 512 */
+    uint64_t pad;       /* 536 */
+    uint64_t poll_arg;  /* 544 */
+} __attribute__((aligned(64)));
+_Static_assert(__builtin_offsetof(struct sc_zmm_table, poll_arg) == 544, "statecheck_zmm.S");
+
+uint64_t sc_zmm_run(struct sc_zmm_table *t, uint64_t iterations);
+static struct sc_zmm_table ztable;
 
 static struct sc_table table __attribute__((aligned(64)));
 static struct tandem_hc_poll poll_arg;
@@ -63,6 +76,32 @@ static void setup_table(uint64_t seed)
             uint64_t v = mix(seed * 131 + (uint64_t)(i * 4 + j) + 100);
             memcpy(&table.ymm[i][j * 8], &v, 8);
         }
+}
+
+/* AVX-512F in CPUID and ZMM state (XCR0 bits 5-7) enabled: then zmm16-31 and k0-7 exist. */
+static int has_avx512(void)
+{
+    uint32_t a, b, c, d, lo, hi;
+
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+    if (!(b & (1u << 16)))
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe0) == 0xe0;
+}
+
+static void setup_ztable(uint64_t seed)
+{
+    int i, j;
+
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 8; j++) {
+            uint64_t v = mix(seed * 257 + (uint64_t)(i * 8 + j) + 1000);
+            memcpy(&ztable.zmm[i][j * 8], &v, 8);
+        }
+    for (i = 0; i < 3; i++)
+        ztable.k[i] = mix(seed + 2000 + (uint64_t)i);
+    ztable.poll_arg = (uintptr_t)&poll_arg;
 }
 
 static int has_avx(void)
@@ -108,6 +147,9 @@ int main(int argc, char **argv)
     long seconds = tg_cmdline_long("seconds", 0), mem_mib = tg_cmdline_long("mem", 8);
     uint64_t start, now, last_report, last_clock, rounds = 0, cursor = 0, p, rc;
     uint32_t clock_gen;
+    int avx512 = has_avx512();
+    char selftest[8] = "";
+    uint64_t corrupt_what = 0;
 
     (void)argc;
     (void)argv;
@@ -122,19 +164,39 @@ int main(int argc, char **argv)
         tg_panic("statecheck: cannot allocate mem=%ld MiB", mem_mib);
     for (p = 0; p < mem_pages; p++)
         fill_page(p);
-    printf("statecheck: checking registers, %ld MiB of memory and the clock%s\n", mem_mib,
-           seconds ? "" : " until stopped");
+    printf("statecheck: checking registers (integer, x87, SSE, AVX%s), %ld MiB of memory and the "
+           "clock%s\n",
+           avx512 ? ", AVX-512" : "", mem_mib, seconds ? "" : " until stopped");
+
+    tg_cmdline_str("selftest", selftest, sizeof(selftest));
+    if (strcmp(selftest, "r13") == 0)
+        corrupt_what = 1;
+    else if (strcmp(selftest, "ymm") == 0)
+        corrupt_what = 2;
+    else if (strcmp(selftest, "mem") == 0)
+        mem[3 * WORDS + 7] ^= 1; /* page 3: checked in the first round */
+    else if (selftest[0])
+        tg_panic("statecheck: selftest=%s: expected r13, ymm or mem", selftest);
 
     start = last_report = last_clock = tg_clock_ns();
     clock_gen = tg_clock_generation();
     for (;;) {
         setup_table(mix(rounds));
-        rc = sc_regs_run(&table, 1u << 20);
+        rc = sc_regs_run(&table, 1u << 20, rounds == 1 && corrupt_what ? 12345 : 0, corrupt_what);
         if (rc) {
             printf("MISMATCH register %s (check %" PRIu64 ") after %" PRIu64 " iterations\n",
                    rc < sizeof(check_names) / sizeof(check_names[0]) ? check_names[rc] : "?", rc,
                    table.counter);
             tg_halt(TANDEM_HALT_CRASH, 2, "statecheck: register mismatch");
+        }
+        if (avx512) {
+            setup_ztable(mix(rounds) ^ 0x5a5a);
+            rc = sc_zmm_run(&ztable, 1u << 18);
+            if (rc) {
+                printf("MISMATCH register %s%" PRIu64 "\n", rc <= 8 ? "zmm" : "k",
+                       rc <= 8 ? rc + 15 : rc - 8);
+                tg_halt(TANDEM_HALT_CRASH, 2, "statecheck: AVX-512 register mismatch");
+            }
         }
         /* verify and rewrite a slice of memory each round; all of it every 64 rounds */
         for (p = 0; p < (mem_pages + 63) / 64; p++) {

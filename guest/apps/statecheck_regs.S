@@ -5,8 +5,11 @@
  * hypercall every 4096 iterations), so a VMM that loses vCPU state across
  * exits, pauses or save/restore is caught.
  *
- * uint64_t sc_regs_run(struct sc_table *t, uint64_t iterations)
+ * uint64_t sc_regs_run(struct sc_table *t, uint64_t iterations, uint64_t corrupt_at,
+ *                      uint64_t corrupt_what)
  * returns 0, or the number of the first check that failed (see statecheck.c).
+ * Self-test: when the countdown reaches corrupt_at (never if 0), flip r13
+ * (corrupt_what 1) or ymm11's upper half (2), as a VMM losing them would.
  * struct sc_table layout (offsets): 0 gpr[6], 48 x87[3] (int64), 72 mxcsr,
  * 76 pad, 80 poll_arg (u32 GPA of a struct tandem_hc_poll), 88 counter,
  * 96 scratch, 128 ymm[8][32] (32-byte aligned)
@@ -32,6 +35,8 @@ sc_regs_run:
     push %r15
     mov %rdi, %r8                   /* table */
     mov %rsi, %r9                   /* iterations */
+    mov %rdx, %r10                  /* corrupt_at */
+    mov %rcx, %r11                  /* corrupt_what */
 
     mov T_GPR+0(%r8), %rbx
     mov T_GPR+8(%r8), %rbp
@@ -54,7 +59,16 @@ sc_regs_run:
     ldmxcsr T_MXCSR(%r8)
 
 .Lloop:
-    mov $1, %eax
+    cmp %r9, %r10
+    jne 2f
+    cmp $1, %r11
+    jne 3f
+    not %r13
+    jmp 2f
+3:  vpcmpeqd %ymm0, %ymm0, %ymm0
+    vperm2f128 $0x08, %ymm0, %ymm0, %ymm0 /* low half 0, high half all ones */
+    vxorps %ymm0, %ymm11, %ymm11
+2:  mov $1, %eax
     cmp T_GPR+0(%r8), %rbx
     jne .Lfail
     inc %eax

@@ -161,6 +161,15 @@ def case_abi_layout():
     check(ck[48:64] == bytes(16), "clock reserved bytes")
 
 
+def case_statecheck_selftest():
+    """Negative control: statecheck must notice a lost register or a changed memory word."""
+    for what, pattern in (("r13", r"MISMATCH register r13"), ("ymm", r"MISMATCH register ymm11"),
+                          ("mem", r"MISMATCH memory: page 3 word 7")):
+        p = run_direct(guest("statecheck"), f"seconds=20 selftest={what}")
+        check(re.search(pattern, p.stdout), f"selftest={what}: no {pattern!r} in {p.stdout!r}")
+        expect_crash(p, r"statecheck: .*mismatch", f"selftest={what}")
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 def case_missing_kernel():
