@@ -434,7 +434,7 @@ static void create_rollback(struct create *c, int rc)
         tdm_wait_pid_gone(c->vmm, 2000);
     }
     if (c->reserved)
-        tdm_rundir_remove(NULL, c->root, c->domid);
+        tdm_rundir_remove(NULL, c->root, c->domid, c->uuid);
     if (c->creating_fd >= 0)
         close(c->creating_fd);
     c->creating_fd = -1;

@@ -87,8 +87,13 @@ void tdm_rundir_created(const char *root, uint32_t domid, int creating_fd);
  */
 int tdm_rundir_release(tandem_ctx *ctx, const char *root, uint32_t domid);
 
-/* Lock, tdm_rundir_release, unlock. */
-int tdm_rundir_remove(tandem_ctx *ctx, const char *root, uint32_t domid);
+/*
+ * Lock, tdm_rundir_release, unlock — but only if domain domid is still
+ * the one whose `uuid` file holds uuid_str and its VMM is not live: once
+ * a VMM has gone, anyone may reap its folder and a new domain may take
+ * the domid before the caller gets here. 0 also when nothing was removed.
+ */
+int tdm_rundir_remove(tandem_ctx *ctx, const char *root, uint32_t domid, const char *uuid_str);
 
 /*
  * Reap under the lock (caller holds it): release every DEAD domain and

@@ -289,7 +289,7 @@ int tandem_domain_unpause(tandem_ctx *ctx, uint32_t domid)
 
 int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
 {
-    char *root = strdup(tandem_rundir()), *label = NULL, *why = NULL;
+    char *root = strdup(tandem_rundir()), *label = NULL, *why = NULL, *path = NULL, *uuid = NULL;
     int timeout = tdm_env_ms("TANDEM_DESTROY_TIMEOUT_MS", TDM_DESTROY_TIMEOUT_MS);
     pid_t pid = 0;
     int rc = 0, asked;
@@ -299,11 +299,15 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
         goto out;
     }
     label = tdm_domain_label(root, domid);
-    if (!label) {
+    path = tdm_domain_path(root, domid, "uuid");
+    if (!label || !path) {
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    switch (tdm_domain_status(root, domid, &pid)) {
+    /* Which domain this is, so that the folder removed at the end is still its own. */
+    if (tdm_read_file(NULL, path, &uuid))
+        uuid = NULL;
+    switch (uuid ? tdm_domain_status(root, domid, &pid) : TDM_DOM_ABSENT) {
     case TDM_DOM_ABSENT:
         rc = tandem_error(ctx, TANDEM_ERR_NOTFOUND, "no domain with id %u", domid);
         goto out;
@@ -317,7 +321,14 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
     case TDM_DOM_LIVE:
         break;
     }
-    asked = tdm_domain_request(ctx, root, domid, "destroy", NULL, NULL) == 0;
+    rc = tdm_domain_request(ctx, root, domid, "destroy", NULL, NULL);
+    if (rc == TANDEM_ERR_NOTFOUND) {
+        rc = 0; /* it exited on its own meanwhile and has been reaped */
+        tandem_ctx_clear_error(ctx);
+        goto out;
+    }
+    asked = rc == 0;
+    rc = 0;
     if (asked && tdm_wait_pid_gone(pid, timeout)) {
         tandem_ctx_clear_error(ctx);
     } else {
@@ -330,7 +341,7 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
         rc = TANDEM_ERR_TIMEOUT;
     }
     {
-        int rrc = tdm_rundir_remove(ctx, root, domid);
+        int rrc = tdm_rundir_remove(ctx, root, domid, uuid);
         if (rrc) {
             tandem_error_prefix(ctx, "%s: destroyed, but its runtime files remain", label);
             rc = rrc;
@@ -350,6 +361,8 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
                          label, (int)pid, timeout);
     }
 out:
+    free(uuid);
+    free(path);
     free(why);
     free(label);
     free(root);

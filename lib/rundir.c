@@ -450,16 +450,24 @@ out:
     return rc;
 }
 
-int tdm_rundir_remove(tandem_ctx *ctx, const char *root, uint32_t domid)
+int tdm_rundir_remove(tandem_ctx *ctx, const char *root, uint32_t domid, const char *uuid_str)
 {
+    char *path = tdm_domain_path(root, domid, "uuid"), *uuid = NULL;
     int lock = -1, rc;
 
+    if (!path)
+        return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
     rc = tdm_rundir_lock(ctx, root, &lock);
     if (rc)
         goto out;
+    if (tdm_read_file(NULL, path, &uuid) || strcmp(uuid, uuid_str) ||
+        tdm_domain_status(root, domid, NULL) == TDM_DOM_LIVE)
+        goto out; /* already reaped, or the domid belongs to another domain now */
     rc = tdm_rundir_release(ctx, root, domid);
 out:
     tdm_rundir_unlock(lock);
+    free(uuid);
+    free(path);
     return rc;
 }
 

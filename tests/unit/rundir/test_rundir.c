@@ -169,7 +169,10 @@ static void test_allocate_lowest_free(void **state)
     assert_int_equal(id[3], 2);
 
     /* Release the middle one: its id and name come free and 2 is reused first. */
-    assert_int_equal(tdm_rundir_remove(f->ctx, f->root, 2), 0);
+    /* A remover that came for another domain with this domid leaves it alone. */
+    assert_int_equal(tdm_rundir_remove(f->ctx, f->root, 2, "u-other"), 0);
+    assert_true(exists(f->root, "domains/2"));
+    assert_int_equal(tdm_rundir_remove(f->ctx, f->root, 2, "u-b"), 0);
     close(cfd[1]);
     assert_false(exists(f->root, "domains/2"));
     assert_false(exists(f->root, "names/b"));
@@ -484,7 +487,8 @@ static void test_release_keeps_foreign_link(void **state)
     assert_int_equal(tdm_rundir_allocate(f->ctx, f->root, "y", "u", &a, &ca), 0);
     assert_int_equal(tdm_rundir_allocate(f->ctx, f->root, "x", "u", &b, &cb), 0);
     put(f->root, "domains/1/name", "x");
-    assert_int_equal(tdm_rundir_remove(f->ctx, f->root, a), 0);
+    assert_int_equal(tdm_rundir_remove(f->ctx, f->root, a, "u"), 0);
+    assert_false(exists(f->root, "domains/1"));
     assert_true(exists(f->root, "names/x"));
     close(ca);
     close(cb);
