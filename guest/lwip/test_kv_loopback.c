@@ -35,8 +35,8 @@ static int md_flush(void *o, kv_flush_done_fn *done, void *arg)
 }
 
 struct client {
-    int idx, connected, done;
-    char want[128], got[256];
+    int idx, connected, done, counter;
+    char got[256];
     size_t got_len;
 };
 
@@ -59,8 +59,6 @@ static err_t cl_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
     }
     tcp_recved(pcb, p->tot_len);
     pbuf_free(p);
-    if (strcmp(c->got, c->want) == 0)
-        c->done = 1;
     return ERR_OK;
 }
 
@@ -95,8 +93,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < NCLIENTS; i++) {
         struct client *c = &clients[i];
         c->idx = i;
-        /* INCR results depend on the order; only their form is fixed, checked below */
-        snprintf(c->want, sizeof(c->want), "OK\nVALUE %%d\nVALUE v%d\nPONG\n", i);
         struct tcp_pcb *pcb = tcp_new();
         tcp_arg(pcb, c);
         if (tcp_connect(pcb, &lo, PORT, cl_connected) != ERR_OK) {
@@ -112,15 +108,27 @@ int main(int argc, char **argv)
         kv_lwip_poll(srv);
         done = 0;
         for (int i = 0; i < NCLIENTS; i++) {
+            /* "OK\nVALUE <n>\nVALUE v<i>\nPONG\n"; n depends on the order of the clients */
             struct client *c = &clients[i];
-            int v;
-            char want[128];
-            if (sscanf(c->got, "OK\nVALUE %d\n", &v) == 1) {
-                snprintf(want, sizeof(want), "OK\nVALUE %d\nVALUE v%d\nPONG\n", v, i);
-                if (strcmp(c->got, want) == 0)
+            char *end, want[64];
+            if (!c->done && strncmp(c->got, "OK\nVALUE ", 9) == 0) {
+                long v = strtol(c->got + 9, &end, 10);
+                snprintf(want, sizeof(want), "\nVALUE v%d\nPONG\n", i);
+                if (end != c->got + 9 && strcmp(end, want) == 0) {
+                    c->counter = (int)v;
                     c->done = 1;
+                }
             }
             done += c->done;
+        }
+    }
+    /* every INCR was applied once: the counters seen are exactly 1..NCLIENTS */
+    int seen[NCLIENTS + 1] = {0};
+    for (int i = 0; i < NCLIENTS && done == NCLIENTS; i++) {
+        int v = clients[i].counter;
+        if (v < 1 || v > NCLIENTS || seen[v]++) {
+            printf("FAILURE: INCR results are not 1..%d (client %d saw %d)\n", NCLIENTS, i, v);
+            return 1;
         }
     }
     if (done != NCLIENTS) {

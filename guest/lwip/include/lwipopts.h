@@ -56,8 +56,11 @@
 #define LWIP_TCP_KEEPALIVE 1
 #define TCP_LISTEN_BACKLOG 1
 
-/* One vif per guest for now; the PV net device sends one contiguous frame per call. */
-#define LWIP_SINGLE_NETIF 1
+/* The PV net device sends one contiguous frame per call. */
+#define LWIP_SINGLE_NETIF 0
+/* 127.0.0.1 inside the guest (tests, and local clients); delivered by netif_poll_all(). */
+#define LWIP_HAVE_LOOPIF 1
+#define LWIP_NETIF_LOOPBACK 1
 #define LWIP_NETIF_TX_SINGLE_PBUF 1
 #define LWIP_NETIF_STATUS_CALLBACK 1
 #define LWIP_NETIF_LINK_CALLBACK 1
