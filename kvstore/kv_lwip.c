@@ -18,9 +18,9 @@ struct kvl_conn {
     struct kvl_conn *prev, *next;
     char *out;
     size_t len, cap;
-    uint32_t owed;  /* received bytes not yet given back to the window */
-    int peer_done;  /* the client shut down its side: close once everything is answered */
-    int dead;       /* close at the next kv_lwip_poll */
+    uint32_t owed; /* received bytes not yet given back to the window */
+    int peer_done; /* the client shut down its side: close once everything is answered */
+    int dead;      /* close at the next kv_lwip_poll */
 };
 
 struct kv_lwip {

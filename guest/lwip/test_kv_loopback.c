@@ -66,8 +66,8 @@ static err_t cl_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     struct client *c = arg;
     char req[128];
-    int n = snprintf(req, sizeof(req), "SET key%d v%d\nINCR n\nGET key%d\nPING\n", c->idx,
-                     c->idx, c->idx);
+    int n = snprintf(req, sizeof(req), "SET key%d v%d\nINCR n\nGET key%d\nPING\n", c->idx, c->idx,
+                     c->idx);
     c->connected = 1;
     tcp_recv(pcb, cl_recv);
     return tcp_write(pcb, req, (u16_t)n, TCP_WRITE_FLAG_COPY);
