@@ -212,6 +212,26 @@ int tandem_stream_read_header(tandem_stream_reader *r, struct tandem_stream_head
  * END), TANDEM_ERR_IO (read failed). Payloads are not decoded here.
  */
 int tandem_stream_next(tandem_stream_reader *r, struct tandem_stream_record *rec);
+/*
+ * Where page pfn goes: page_size writable bytes, or NULL when pfn is not
+ * a page of the receiving domain (the read then fails naming the pfn).
+ */
+typedef void *(*tandem_stream_dest_fn)(uint64_t pfn, void *opaque);
+
+/*
+ * tandem_stream_next() for a receiver that writes pages straight into
+ * guest memory (restore): a PAGE_BATCH record is checked up to its page
+ * entries, then its page data is read from fd directly into dest(pfn)
+ * (zero pages are cleared there; compressed batches are decompressed and
+ * copied), and its checksum is verified afterwards. The returned PAGE_BATCH
+ * is already applied: its body holds only the batch header and entries, so
+ * do not pass it to tandem_stream_decode_pages(). On an error, pages of
+ * that batch may have been written: use this only on a stream that
+ * tandem_stream_validate() accepted, or into memory that is discarded on
+ * failure. Other records come back as from tandem_stream_next().
+ */
+int tandem_stream_next_into(tandem_stream_reader *r, struct tandem_stream_record *rec,
+                            tandem_stream_dest_fn dest, void *opaque);
 /* Stream offset just past the last record consumed. */
 uint64_t tandem_stream_offset(const tandem_stream_reader *r);
 /* Unknown skippable records skipped so far. */

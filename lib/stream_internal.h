@@ -22,6 +22,13 @@
 #define STREAM_MAX_XSAVE (1u << 20)
 #define STREAM_MAX_MSRS 4096u
 
+/* The fuzz target ignores checksums so that mutated inputs reach the payload decoders. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define STREAM_FUZZ_NO_CSUM 1
+#else
+#define STREAM_FUZZ_NO_CSUM 0
+#endif
+
 static inline uint64_t stream_pad8(uint64_t n)
 {
     return (n + 7) & ~(uint64_t)7;
@@ -114,7 +121,23 @@ struct tandem_stream_reader {
     uint8_t *scratch; /* decompressed page data */
     size_t scratch_cap;
     void *dctx; /* ZSTD_DCtx, created on first use */
+    tandem_stream_dest_fn dest_fn; /* set during tandem_stream_next_into() */
+    void *dest_opaque;
 };
+
+/* Read up to len bytes; returns the count read (short only at end of stream) or an error. */
+ssize_t stream_read_full(tandem_stream_reader *r, void *dst, size_t len);
+/*
+ * Read the rest of rec's body and padding into r->body (have bytes are
+ * already there), check padding and checksum, and count the record.
+ */
+int stream_finish_body(tandem_stream_reader *r, struct tandem_stream_record *rec, uint64_t csum,
+                       size_t have);
+/*
+ * PAGE_BATCH for tandem_stream_next_into(): header and entries into
+ * r->body, page data straight to r->dest_fn's destinations.
+ */
+int stream_batch_into(tandem_stream_reader *r, struct tandem_stream_record *rec, uint64_t csum);
 
 /* Name of a VCPU_STATE sub-block tag ("REGS"), "unknown" for others. */
 const char *stream_vcpu_tag_name(uint32_t tag);

@@ -1,7 +1,10 @@
 /* PAGE_BATCH records: zero-page elision, lz4/zstd compression, and decoding with validation first. */
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <lz4.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -157,34 +160,30 @@ static int grow_scratch(tandem_stream_reader *r, size_t need)
     return 0;
 }
 
-int tandem_stream_decode_pages(tandem_stream_reader *r, const struct tandem_stream_record *rec,
-                               tandem_stream_page_fn fn, void *opaque)
+/*
+ * Check a batch's header and page entries (b holds at least 16 + 8 x count
+ * bytes of rec's body): sizes, codec, reserved bits. Fills the header fields.
+ */
+static int batch_check(tandem_stream_reader *r, const struct tandem_stream_record *rec,
+                       const uint8_t *b, uint32_t *count, uint32_t *comp, uint32_t *data_len,
+                       uint32_t *raw_len)
 {
-    const uint8_t *b = rec->body;
-    const uint8_t *data;
-    uint32_t count, comp, data_len, raw_len;
     uint64_t nonzero = 0, ps = r->page_size;
-    int rc;
 
-    if (rec->type != TANDEM_REC_PAGE_BATCH)
-        return stream_rec_error(r, rec, TANDEM_ERR_INVAL, "not a PAGE_BATCH record");
-    if (rec->length < STREAM_BATCH_HDR_LEN)
-        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "%u bytes, shorter than the 16-byte "
-                                "batch header", rec->length);
-    count = get_le32(b);
-    comp = get_le32(b + 4);
-    data_len = get_le32(b + 8);
-    raw_len = get_le32(b + 12);
-    if (count == 0 || count > TANDEM_STREAM_MAX_BATCH)
-        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "page count %u not in 1..%u", count,
+    *count = get_le32(b);
+    *comp = get_le32(b + 4);
+    *data_len = get_le32(b + 8);
+    *raw_len = get_le32(b + 12);
+    if (*count == 0 || *count > TANDEM_STREAM_MAX_BATCH)
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "page count %u not in 1..%u", *count,
                                 TANDEM_STREAM_MAX_BATCH);
-    if (comp > TANDEM_COMPRESS_ZSTD)
-        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "unknown compression %u", comp);
-    if ((uint64_t)STREAM_BATCH_HDR_LEN + 8ull * count + data_len != rec->length)
+    if (*comp > TANDEM_COMPRESS_ZSTD)
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "unknown compression %u", *comp);
+    if ((uint64_t)STREAM_BATCH_HDR_LEN + 8ull * *count + *data_len != rec->length)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
                                 "length %u is not 16 + 8 x %u pages + %u data bytes", rec->length,
-                                count, data_len);
-    for (uint32_t i = 0; i < count; i++) {
+                                *count, *data_len);
+    for (uint32_t i = 0; i < *count; i++) {
         uint64_t e = get_le64(b + STREAM_BATCH_HDR_LEN + 8 * i);
         if (e & STREAM_PFN_RESERVED)
             return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
@@ -192,19 +191,37 @@ int tandem_stream_decode_pages(tandem_stream_reader *r, const struct tandem_stre
                                     (unsigned long long)e);
         nonzero += !(e & STREAM_PFN_ZERO);
     }
-    if (raw_len != nonzero * ps)
+    if (*raw_len != nonzero * ps)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                "raw data length %u is not %llu non-zero pages x %llu", raw_len,
+                                "raw data length %u is not %llu non-zero pages x %llu", *raw_len,
                                 (unsigned long long)nonzero, (unsigned long long)ps);
+    if (*comp == TANDEM_COMPRESS_NONE && *data_len != *raw_len)
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
+                                "uncompressed data length %u differs from raw length %u",
+                                *data_len, *raw_len);
+    if (*comp != TANDEM_COMPRESS_NONE && *raw_len == 0)
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "compressed batch with no data");
+    return 0;
+}
+
+int tandem_stream_decode_pages(tandem_stream_reader *r, const struct tandem_stream_record *rec,
+                               tandem_stream_page_fn fn, void *opaque)
+{
+    const uint8_t *b = rec->body;
+    const uint8_t *data;
+    uint32_t count, comp, data_len, raw_len;
+    uint64_t ps = r->page_size;
+    int rc;
+
+    if (rec->type != TANDEM_REC_PAGE_BATCH)
+        return stream_rec_error(r, rec, TANDEM_ERR_INVAL, "not a PAGE_BATCH record");
+    if (rec->length < STREAM_BATCH_HDR_LEN)
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "%u bytes, shorter than the 16-byte "
+                                "batch header", rec->length);
+    if ((rc = batch_check(r, rec, b, &count, &comp, &data_len, &raw_len)) < 0)
+        return rc;
     data = b + STREAM_BATCH_HDR_LEN + 8ull * count;
-    if (comp == TANDEM_COMPRESS_NONE) {
-        if (data_len != raw_len)
-            return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                    "uncompressed data length %u differs from raw length %u",
-                                    data_len, raw_len);
-    } else {
-        if (raw_len == 0)
-            return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "compressed batch with no data");
+    if (comp != TANDEM_COMPRESS_NONE) {
         if ((rc = grow_scratch(r, raw_len)) < 0)
             return rc;
         if (comp == TANDEM_COMPRESS_LZ4) {
@@ -240,4 +257,141 @@ int tandem_stream_decode_pages(tandem_stream_reader *r, const struct tandem_stre
             return rc;
     }
     return 0;
+}
+
+struct copy_ctx {
+    tandem_stream_reader *r;
+    const struct tandem_stream_record *rec;
+};
+
+static int no_dest(tandem_stream_reader *r, const struct tandem_stream_record *rec, uint64_t pfn)
+{
+    return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "page %#llx is outside the domain's memory",
+                            (unsigned long long)pfn);
+}
+
+static int copy_to_dest(uint64_t pfn, const void *data, void *opaque)
+{
+    struct copy_ctx *c = opaque;
+    void *d = c->r->dest_fn(pfn, c->r->dest_opaque);
+
+    if (!d)
+        return no_dest(c->r, c->rec, pfn);
+    if (data)
+        memcpy(d, data, c->r->page_size);
+    else
+        memset(d, 0, c->r->page_size);
+    return 0;
+}
+
+int stream_batch_into(tandem_stream_reader *r, struct tandem_stream_record *rec, uint64_t csum)
+{
+    uint32_t count, comp, data_len, raw_len;
+    size_t have = 0, ps = r->page_size;
+    struct iovec iov[STREAM_MAX_IOV];
+    struct copy_ctx cc = {r, rec};
+    uint8_t *b = r->body;
+    ssize_t n;
+    int rc;
+
+    /* Anything but a well-formed uncompressed batch takes the ordinary path and is copied. */
+    if (rec->length < STREAM_BATCH_HDR_LEN)
+        goto generic;
+    n = stream_read_full(r, b, STREAM_BATCH_HDR_LEN);
+    if (n < 0)
+        return (int)n;
+    have = (size_t)n;
+    if (have < STREAM_BATCH_HDR_LEN)
+        goto generic;
+    count = get_le32(b);
+    if (count == 0 || count > TANDEM_STREAM_MAX_BATCH ||
+        STREAM_BATCH_HDR_LEN + 8ull * count > rec->length)
+        goto generic;
+    n = stream_read_full(r, b + have, 8ull * count);
+    if (n < 0)
+        return (int)n;
+    have += (size_t)n;
+    if (have < STREAM_BATCH_HDR_LEN + 8ull * count || get_le32(b + 4) != TANDEM_COMPRESS_NONE)
+        goto generic;
+    if (batch_check(r, rec, b, &count, &comp, &data_len, &raw_len) < 0)
+        goto generic; /* the checksum (or the decoder) reports it */
+
+    /* Destinations first, so a pfn outside the domain is refused before anything is read. */
+    XXH3_state_t st;
+    uint8_t head[8];
+    put_le32(head, rec->type);
+    put_le32(head + 4, rec->length);
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, head, 8);
+    XXH3_64bits_update(&st, b, have);
+    int niov = 0;
+    for (uint32_t i = 0; i <= count; i++) {
+        if (niov == STREAM_MAX_IOV || (i == count && niov > 0)) {
+            size_t want = 0;
+            for (int k = 0; k < niov; k++)
+                want += iov[k].iov_len;
+            for (size_t got = 0; got < want;) {
+                /* readv may stop short; resume inside the iovec list. */
+                ssize_t m = readv(r->fd, iov, niov);
+                if (m < 0 && errno == EINTR)
+                    continue;
+                if (m < 0)
+                    return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno,
+                                              "stream read at offset %llu failed",
+                                              (unsigned long long)r->offset);
+                if (m == 0)
+                    return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
+                                            "truncated: page data ends at stream offset %llu",
+                                            (unsigned long long)r->offset);
+                r->offset += (uint64_t)m;
+                got += (size_t)m;
+                while (m > 0 && niov > 0) {
+                    size_t take = (size_t)m < iov[0].iov_len ? (size_t)m : iov[0].iov_len;
+                    /* Hash what has landed, in stream order. */
+                    XXH3_64bits_update(&st, iov[0].iov_base, take);
+                    iov[0].iov_base = (uint8_t *)iov[0].iov_base + take;
+                    iov[0].iov_len -= take;
+                    m -= (ssize_t)take;
+                    if (iov[0].iov_len == 0) {
+                        memmove(iov, iov + 1, (size_t)(niov - 1) * sizeof(iov[0]));
+                        niov--;
+                    }
+                }
+            }
+            niov = 0;
+        }
+        if (i == count)
+            break;
+        uint64_t e = get_le64(b + STREAM_BATCH_HDR_LEN + 8 * i);
+        if (e & STREAM_PFN_ZERO)
+            continue;
+        void *d = r->dest_fn(e & TANDEM_STREAM_PFN_MASK, r->dest_opaque);
+        if (!d)
+            return no_dest(r, rec, e & TANDEM_STREAM_PFN_MASK);
+        if (niov > 0 && (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == d)
+            iov[niov - 1].iov_len += ps; /* neighbouring guest pages: one piece */
+        else
+            iov[niov++] = (struct iovec){d, ps};
+    }
+    if (XXH3_64bits_digest(&st) != csum && !STREAM_FUZZ_NO_CSUM)
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
+                                "checksum mismatch (its pages were already written)");
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t e = get_le64(b + STREAM_BATCH_HDR_LEN + 8 * i);
+        if (!(e & STREAM_PFN_ZERO))
+            continue;
+        void *d = r->dest_fn(e & TANDEM_STREAM_PFN_MASK, r->dest_opaque);
+        if (!d)
+            return no_dest(r, rec, e & TANDEM_STREAM_PFN_MASK);
+        memset(d, 0, ps);
+    }
+    b[have] = '\0';
+    rec->body = b;
+    r->index++;
+    return 0;
+
+generic:
+    if ((rc = stream_finish_body(r, rec, csum, have)) < 0)
+        return rc;
+    return tandem_stream_decode_pages(r, rec, copy_to_dest, &cc);
 }

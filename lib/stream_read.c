@@ -11,13 +11,6 @@
 
 #include "stream_internal.h"
 
-/* The fuzz target ignores checksums so that mutated inputs reach the payload decoders. */
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define FUZZ_NO_CSUM 1
-#else
-#define FUZZ_NO_CSUM 0
-#endif
-
 int stream_rec_error(tandem_stream_reader *r, const struct tandem_stream_record *rec, int rc,
                      const char *fmt, ...)
 {
@@ -64,11 +57,7 @@ uint64_t tandem_stream_skipped(const tandem_stream_reader *r)
     return r->skipped;
 }
 
-/*
- * Read up to len bytes; returns the count read (short only at end of
- * stream) or a negative error.
- */
-static ssize_t read_full(tandem_stream_reader *r, void *dst, size_t len)
+ssize_t stream_read_full(tandem_stream_reader *r, void *dst, size_t len)
 {
     size_t got = 0;
 
@@ -97,7 +86,7 @@ int tandem_stream_read_header(tandem_stream_reader *r, struct tandem_stream_head
 
     if (r->header_done)
         return tandem_error(r->ctx, TANDEM_ERR_INVAL, "stream header was already read");
-    n = read_full(r, h, sizeof(h));
+    n = stream_read_full(r, h, sizeof(h));
     if (n < 0)
         goto fail;
     if (n >= 8 && memcmp(h, STREAM_MAGIC, 8) != 0) {
@@ -123,7 +112,7 @@ int tandem_stream_read_header(tandem_stream_reader *r, struct tandem_stream_head
         n = tandem_error(r->ctx, TANDEM_ERR_PROTO, "stream offset 8: format version 0 is invalid");
         goto fail;
     }
-    if (get_le64(h + STREAM_HDR_CSUM_OFF) != XXH3_64bits(h, STREAM_HDR_CSUM_OFF) && !FUZZ_NO_CSUM) {
+    if (get_le64(h + STREAM_HDR_CSUM_OFF) != XXH3_64bits(h, STREAM_HDR_CSUM_OFF) && !STREAM_FUZZ_NO_CSUM) {
         n = tandem_error(r->ctx, TANDEM_ERR_PROTO, "stream offset 24: header checksum mismatch");
         goto fail;
     }
@@ -165,12 +154,11 @@ static int next_framed(tandem_stream_reader *r, struct tandem_stream_record *rec
     uint8_t h[STREAM_REC_HDR_LEN];
     uint64_t padded;
     ssize_t n;
-    int rc;
 
     memset(rec, 0, sizeof(*rec));
     rec->offset = r->offset;
     rec->index = r->index + 1;
-    n = read_full(r, h, sizeof(h));
+    n = stream_read_full(r, h, sizeof(h));
     if (n < 0)
         return (int)n;
     if (n == 0)
@@ -200,25 +188,35 @@ static int next_framed(tandem_stream_reader *r, struct tandem_stream_record *rec
         r->body = b;
         r->body_cap = padded + 1;
     }
-    n = read_full(r, r->body, padded);
+    if (r->dest_fn && rec->type == TANDEM_REC_PAGE_BATCH)
+        return stream_batch_into(r, rec, get_le64(h + 8));
+    return stream_finish_body(r, rec, get_le64(h + 8), 0);
+}
+
+int stream_finish_body(tandem_stream_reader *r, struct tandem_stream_record *rec, uint64_t csum,
+                       size_t have)
+{
+    uint64_t padded = stream_pad8(rec->length);
+    ssize_t n;
+
+    n = stream_read_full(r, r->body + have, padded - have);
     if (n < 0)
         return (int)n;
-    if ((uint64_t)n < padded)
+    if ((uint64_t)n < padded - have)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                "truncated: body and padding need %llu bytes, stream has %zd",
-                                (unsigned long long)padded, n);
+                                "truncated: body and padding need %llu bytes, stream has %llu",
+                                (unsigned long long)padded, (unsigned long long)(have + (size_t)n));
     for (uint64_t i = rec->length; i < padded; i++)
         if (r->body[i])
             return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "non-zero padding byte at %llu",
                                     (unsigned long long)(rec->offset + STREAM_REC_HDR_LEN + i));
     struct iovec part = {r->body, rec->length};
-    if (get_le64(h + 8) != stream_rec_csum(rec->type, rec->length, &part, 1) && !FUZZ_NO_CSUM)
+    if (csum != stream_rec_csum(rec->type, rec->length, &part, 1) && !STREAM_FUZZ_NO_CSUM)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "checksum mismatch");
     r->body[rec->length] = '\0';
     rec->body = r->body;
     r->index++;
-    rc = 0;
-    return rc;
+    return 0;
 }
 
 int tandem_stream_next(tandem_stream_reader *r, struct tandem_stream_record *rec)
@@ -254,6 +252,19 @@ int tandem_stream_next(tandem_stream_reader *r, struct tandem_stream_record *rec
         r->ended = 1;
     }
     return 0;
+}
+
+int tandem_stream_next_into(tandem_stream_reader *r, struct tandem_stream_record *rec,
+                            tandem_stream_dest_fn dest, void *opaque)
+{
+    int rc;
+
+    r->dest_fn = dest;
+    r->dest_opaque = opaque;
+    rc = tandem_stream_next(r, rec);
+    r->dest_fn = NULL;
+    r->dest_opaque = NULL;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ decoders */
