@@ -43,6 +43,7 @@ struct options {
     uint64_t max_ops, seed;
     unsigned mix[KVC_NOPS];
     int timeout_ms, reconnect, quiet;
+    double progress_s;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -357,9 +358,22 @@ static int run_load(const struct options *o)
             event((int)i, "connecting");
         }
     }
-    int64_t flushed_at = 0;
+    int64_t flushed_at = 0, progress_us = (int64_t)(o->progress_s * 1e6),
+            next_progress = progress_us;
+    uint64_t progress_acked = 0, progress_errors = 0;
     for (;;) {
         int64_t now = now_us();
+        /* A line per interval shows pauses (a failover) that the totals would average away. */
+        if (progress_us && now >= next_progress && stop_at < 0) {
+            double secs = (double)progress_us / 1e6;
+            printf("progress: t_s: %.1f ops: %" PRIu64 " ops/s: %.1f errors: %" PRIu64 "\n",
+                   (double)next_progress / 1e6, s.acked - progress_acked,
+                   (double)(s.acked - progress_acked) / secs, s.errors - progress_errors);
+            fflush(stdout);
+            progress_acked = s.acked;
+            progress_errors = s.errors;
+            next_progress += progress_us;
+        }
         /* Keep the history on disk within 100 ms, so a killed client leaves most of it. */
         if (hist && now - flushed_at >= 100000) {
             fflush(hist);
@@ -403,6 +417,8 @@ static int run_load(const struct options *o)
             wake = end_us;
         if (interval_us && stop_at < 0 && next_send < wake)
             wake = next_send;
+        if (progress_us && stop_at < 0 && next_progress < wake)
+            wake = next_progress;
         for (unsigned i = 0; i < o->conns; i++) {
             struct conn *c = &cs[i];
             pfd[i] = (struct pollfd){.fd = -1};
@@ -616,6 +632,8 @@ static void usage(FILE *f)
             "                   in MS ms, breaks its connection (default 5000)\n"
             "  --reconnect      reopen broken connections (after 100 ms) instead of dropping them\n"
             "  --quiet          no per-connection messages on stderr\n"
+            "  --progress S     every S seconds print 'progress: t_s: T ops: N ops/s: X\n"
+            "                   errors: E' for that interval (shows pauses such as a failover)\n"
             "Prints a power-of-two latency histogram and the summary line\n"
             "  ops: N ops/s: X errors: E p50_us: . p90_us: . p99_us: . max_us: . broken: .\n"
             "  timeouts: . err_replies: . connect_failures: .\n"
@@ -683,21 +701,14 @@ int main(int argc, char **argv)
     struct options o = {
         .conns = 1, .keys = 100, .seed = 1, .timeout_ms = 5000, .mix = {60, 30, 5, 5}};
     static const struct option lo[] = {
-        {"server", required_argument, NULL, 's'},
-        {"conns", required_argument, NULL, 'c'},
-        {"duration", required_argument, NULL, 'd'},
-        {"ops", required_argument, NULL, 'n'},
-        {"rate", required_argument, NULL, 'r'},
-        {"mix", required_argument, NULL, 'm'},
-        {"keys", required_argument, NULL, 'k'},
-        {"history", required_argument, NULL, 'H'},
-        {"seed", required_argument, NULL, 'S'},
-        {"timeout", required_argument, NULL, 't'},
-        {"check", required_argument, NULL, 'C'},
-        {"reconnect", no_argument, NULL, 'R'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"server", required_argument, NULL, 's'},   {"conns", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'}, {"ops", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},     {"mix", required_argument, NULL, 'm'},
+        {"keys", required_argument, NULL, 'k'},     {"history", required_argument, NULL, 'H'},
+        {"seed", required_argument, NULL, 'S'},     {"timeout", required_argument, NULL, 't'},
+        {"check", required_argument, NULL, 'C'},    {"reconnect", no_argument, NULL, 'R'},
+        {"quiet", no_argument, NULL, 'q'},          {"progress", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int opt, ret;
     double v;
@@ -762,6 +773,10 @@ int main(int argc, char **argv)
             break;
         case 'q':
             o.quiet = 1;
+            break;
+        case 'P':
+            if (parse_num("progress", optarg, 0.01, 3600, &o.progress_s))
+                return 2;
             break;
         case 'h':
             usage(stdout);

@@ -55,6 +55,10 @@ if [ "${1:-}" = "--inner" ]; then
     exit 3 # a failing test: teardown must still run
 fi
 
+if ! command -v ping >/dev/null 2>&1; then
+    echo "SKIP: ping is not installed (package iputils-ping, tools/install-deps.sh)"
+    exit 77
+fi
 state=$(mktemp)
 trap 'rm -f "$state"' EXIT
 bash "$0" --inner "$state"

@@ -23,7 +23,7 @@ start_server() {
 }
 
 start_server
-on_host_bg client "$CLIENT" --server "$ADDR" --conns 4 --duration 60 --timeout 400 --reconnect \
+on_host_bg client "$CLIENT" --server "$ADDR" --conns 4 --duration 60 --timeout 400 --reconnect --progress 0.25 \
     --history "$HIST" >"$RUNDIR_CLIENT/load.out" 2>&1
 CLIENT_PID=$HOST_PID
 
@@ -43,6 +43,8 @@ wait "$CLIENT_PID"
 tail -1 "$RUNDIR_CLIENT/load.out"
 
 grep -q "^E .* timeout: no reply in time" "$HIST" || fail "no request timed out while the link was cut"
+grep -q "^progress: .* ops: 0 " "$RUNDIR_CLIENT/load.out" || fail "--progress shows no pause during the cut"
+grep -Eq "^progress: .* ops: [1-9]" "$RUNDIR_CLIENT/load.out" || fail "--progress shows no work"
 grep -q "^E .* broken" "$HIST" || fail "no connection broke when the server was killed"
 grep -q "^E .* reconnecting" "$HIST" || fail "the client did not reconnect"
 # acknowledged writes after the restart: the client went on working
