@@ -64,6 +64,22 @@ wait_for 5 sh -c "\"$T\" list kept | grep -q -- '---s--'" || fail "preserved dom
 "$T" destroy kept || fail "destroy kept"
 assert_clean
 
+# A crashing guest: preserved, list shows it crashed; destroyed, the lookup says why it ended.
+if [ -f "$G/badptr.elf" ]; then
+    create crashy badptr on_crash=preserve || fail "create crashy"
+    wait_for 5 sh -c "\"$T\" list crashy | grep -q -- '---sc-'" ||
+        fail "crashed+preserved domain shows '$(state_of crashy)'"
+    "$T" list -l crashy | grep -q '"state": "crashed"' || fail "list -l does not say crashed"
+    "$T" destroy crashy || fail "destroy crashy"
+    create crashy badptr || fail "create crashy (on_crash=destroy)"
+    wait_for 5 sh -c "! \"$T\" domid crashy >/dev/null 2>&1" || fail "crashy did not go away"
+    assert_clean
+    create crashy badptr || fail "create crashy again"
+    sleep 1
+    expect_fail "domain 'crashy' (id 1) has exited (crash, code -1: bad pointer" "$T" pause crashy
+    assert_clean
+fi
+
 # Bad input: one clear message naming the problem, nothing left behind.
 expect_fail "/nonexistent/nothing.elf" "$T" create "$LC_CFG" name=bad 'kernel="/nonexistent/nothing.elf"'
 assert_clean
