@@ -23,6 +23,11 @@ fi
 [ $# = 1 ] || die "usage: fetch-lwip.sh [--refresh] OUTDIR"
 mkdir -p "$1" || die "cannot create output directory '$1'"
 OUT=$(cd "$1" && pwd)
+# One fetch at a time per cache (several build directories may configure at once).
+if command -v flock >/dev/null; then
+    exec 9>"$OUT/.lock"
+    flock 9
+fi
 STAMP_NAME=.tandem-lwip-verified
 
 # A cached copy is valid when its stamp exists and the files it lists still hash the same.
