@@ -10,6 +10,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* More overrides per input only slow the fuzzer down (each one copies the config). */
+#define MAX_OVERRIDES 16
+
 /* Abort (a finding) unless msg is one line that names where the error is. */
 static void check_message(tandem_ctx *ctx)
 {
@@ -89,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(checked_json(cfg));
     walk(ctx, cfg);
-    for (int index = 1; sep && sep < text + size; index++) {
+    for (int index = 1; sep && sep < text + size && index <= MAX_OVERRIDES; index++) {
         const char *nl = memchr(sep, '\n', (size_t)(text + size - sep));
         size_t len = nl ? (size_t)(nl - sep) : (size_t)(text + size - sep);
         char *kv = strndup(sep, len), *before = checked_json(cfg), *after;
