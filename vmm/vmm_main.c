@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     unsigned long long num, mem_mib = DIRECT_DEFAULT_MIB;
     int opt, ready_fd = -1, status = VMM_EXIT_ERROR, log_fd = -1, pid_fd = -1, con_fd = -1;
     bool paused = false, have_domid = false, made_log = false, made_sock = false,
-         made_pid = false, made_con = false, verbose = false;
+         made_pid = false, made_con = false, verbose = false, started = false;
     const char *kernel = NULL, *cmdline = "";
     sigset_t set;
 
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (vmm_run_setup_signals() < 0) {
         snprintf(err, sizeof(err), "sigaction: %s", strerror(errno));
-        goto fail;
+        goto out;
     }
 
     if (vm->direct) {
@@ -252,57 +252,57 @@ int main(int argc, char **argv)
         vm->p.on_poweroff = vm->p.on_crash = vm->p.on_reboot = VMM_ACTION_DESTROY;
         if (!vm->p.kernel || !vm->p.cmdline || !vm->p.name) {
             snprintf(err, sizeof(err), "out of memory");
-            goto fail;
+            goto out;
         }
     } else {
         log_fd = create_file(vm, "vmm.log", O_APPEND, err, sizeof(err));
         if (log_fd < 0)
-            goto fail;
+            goto out;
         made_log = true;
         vmm_log_open(log_fd);
         snprintf(path, sizeof(path), "%s/config.json", vm->dir);
         if (vmm_config_load(&vm->p, path, err, sizeof(err)) < 0)
-            goto fail;
+            goto out;
     }
     vmm_log("starting domain %d '%s': kernel %s, %llu MiB", vm->domid, vm->p.name, vm->p.kernel,
             (unsigned long long)(vm->p.mem_bytes >> 20));
     if (vmm_params_check(&vm->p, err, sizeof(err)) < 0)
-        goto fail;
+        goto out;
     vm->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vm->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->kick_fd < 0 || vm->done_fd < 0) {
         snprintf(err, sizeof(err), "eventfd: %s", strerror(errno));
-        goto fail;
+        goto out;
     }
     if (vmm_mem_init(&vm->mem, vm->p.mem_bytes, err, sizeof(err)) < 0)
-        goto fail;
+        goto out;
     if (vmm_kvm_init(vm, err, sizeof(err)) < 0)
-        goto fail;
+        goto out;
     if (vmm_domain_boot(vm, err, sizeof(err)) < 0)
-        goto fail;
+        goto out;
 
     if (!vm->direct) {
         if (vmm_control_open(vm, err, sizeof(err)) < 0)
-            goto fail;
+            goto out;
         made_sock = true;
         con_fd = create_file(vm, "console.log", O_TRUNC, err, sizeof(err));
         if (con_fd < 0)
-            goto fail;
+            goto out;
         made_con = true;
         pid_fd = create_file(vm, "vmm.pid", O_TRUNC, err, sizeof(err));
         if (pid_fd < 0)
-            goto fail;
+            goto out;
         made_pid = true;
         dprintf(pid_fd, "%d\n", (int)getpid());
         close(pid_fd);
     }
     if (vmm_console_init(&vm->con, con_fd, vm->direct ? STDOUT_FILENO : -1) < 0) {
         snprintf(err, sizeof(err), "out of memory for the console ring");
-        goto fail;
+        goto out;
     }
     con_fd = -1; /* owned by the console now */
     if (vmm_run_start(vm, paused, err, sizeof(err)) < 0)
-        goto fail;
+        goto out;
     vmm_log("domain running%s", paused ? " (paused)" : "");
     if (ready_fd >= 0) {
         write_ready(ready_fd, NULL);
@@ -310,6 +310,7 @@ int main(int argc, char **argv)
         ready_fd = -1;
     }
 
+    started = true;
     vmm_control_loop(vm);
 
     vmm_log("exiting: %s, code %d%s%s", vmm_halt_name(vm->halt), vm->halt_code,
@@ -324,36 +325,34 @@ int main(int argc, char **argv)
         write_exit_status(vm);
         status = 0;
     }
-    vmm_console_free(&vm->con);
-    vmm_kvm_free(vm);
-    vmm_mem_free(&vm->mem);
-    vmm_params_free(&vm->p);
-    return status;
 
-fail:
-    vmm_log("startup failed: %s", err);
-    if (vm->direct || ready_fd < 0)
-        fprintf(stderr, "tandem-vmm: %s\n", err);
-    if (ready_fd >= 0) {
-        write_ready(ready_fd, err);
-        close(ready_fd);
+out:
+    if (!started) {
+        /* start-up failed: report once, and leave DIR as the library made it */
+        vmm_log("startup failed: %s", err);
+        if (vm->direct || ready_fd < 0)
+            fprintf(stderr, "tandem-vmm: %s\n", err);
+        if (ready_fd >= 0)
+            write_ready(ready_fd, err);
+        vmm_run_stop(vm);
+        if (made_sock)
+            vmm_control_close(vm);
+        if (made_pid)
+            remove_file(vm, "vmm.pid");
+        if (made_con)
+            remove_file(vm, "console.log");
+        if (made_log)
+            remove_file(vm, "vmm.log");
     }
-    vmm_run_stop(vm);
-    if (made_sock)
-        vmm_control_close(vm);
-    if (made_pid)
-        remove_file(vm, "vmm.pid");
-    if (made_con)
-        remove_file(vm, "console.log");
+    if (ready_fd >= 0)
+        close(ready_fd);
     if (con_fd >= 0)
         close(con_fd);
-    if (made_log) {
-        remove_file(vm, "vmm.log");
-        close(log_fd);
-    }
     vmm_console_free(&vm->con);
     vmm_kvm_free(vm);
     vmm_mem_free(&vm->mem);
     vmm_params_free(&vm->p);
-    return VMM_EXIT_ERROR;
+    if (log_fd >= 0)
+        close(log_fd);
+    return status;
 }
