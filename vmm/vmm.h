@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 
 #include "tandem_abi.h"
+#include "tandem_types.h"
 
 /* Exit codes of the process (docs/vmm.md). */
 #define VMM_EXIT_ERROR 1     /* startup failed, or the VMM itself failed */
@@ -53,6 +54,11 @@ struct vmm_params {
     uint64_t mem_bytes;
     unsigned vcpus;
     enum vmm_action on_poweroff, on_reboot, on_crash;
+    /* Device specs (copies owned by params; vmm_dev.c turns them into devices). */
+    tandem_device_disk *disks;
+    int num_disks;
+    tandem_device_nic *nics;
+    int num_nics;
 };
 
 /* Guest RAM: one memfd, one mapping, one KVM memslot. */
@@ -72,6 +78,76 @@ struct vmm_console {
     pthread_mutex_t lock;
 };
 #define VMM_CONSOLE_RING 65536u
+
+struct vmm;
+struct vmm_dev;
+
+/*
+ * Per-kind device operations (vmm_dev.c). setup runs once at start-up
+ * and either fully succeeds or leaves nothing behind (error in err,
+ * naming the device); teardown undoes setup and is safe after a failed
+ * or absent setup. The Remus hooks are NULL until the checkpoint engine
+ * (issue 7) fills them: postsuspend after the vCPU and I/O thread have
+ * stopped for a checkpoint, preresume before they run again, commit when
+ * the backup acknowledged checkpoint `epoch` (the net backend releases
+ * that epoch's buffered output there).
+ */
+struct vmm_dev_ops {
+    const char *kind; /* "disk", "vif" */
+    int (*setup)(struct vmm *vm, struct vmm_dev *d, char *err, size_t errlen);
+    void (*teardown)(struct vmm *vm, struct vmm_dev *d);
+    int (*postsuspend)(struct vmm *vm, struct vmm_dev *d);
+    int (*preresume)(struct vmm *vm, struct vmm_dev *d);
+    int (*commit)(struct vmm *vm, struct vmm_dev *d, uint64_t epoch);
+};
+
+/*
+ * Where a vif's transmitted frames go. Every frame the guest sends passes
+ * through vmm_net_output() -> out.send: today straight into the TAP;
+ * Remus replaces it with a per-epoch buffer released at commit.
+ * send returns 0, or a negative TANDEM_HC_E* code (EAGAIN: retry later).
+ */
+struct vmm_net_output {
+    int (*send)(struct vmm_dev *d, const void *frame, size_t len);
+    void *opaque;
+};
+
+struct vmm_ring; /* vmm_io.c: a shared-memory ring set up by the guest */
+
+struct vmm_blk {
+    int fd;
+    char *path;
+    bool readonly;
+    uint64_t capacity;
+};
+
+struct vmm_vif {
+    int tap_fd;
+    int ifindex;
+    char ifname[16];
+    char mac_str[18];
+    char *bridge;
+    char *script;
+    char *ip;
+    bool script_online; /* script ran `online`: run `offline` at teardown */
+    struct vmm_net_output out;
+    /* A frame read from the TAP that the guest's buffer was too small for (ENOSPC). */
+    uint8_t *pending;
+    size_t pending_len;
+    uint64_t rx_frames, tx_frames, rx_dropped;
+};
+
+struct vmm_dev {
+    const struct vmm_dev_ops *ops;
+    struct tandem_device abi; /* the boot-info entry; abi.handle = index in vm->devs */
+    int devid;
+    bool is_setup;
+    const tandem_device_disk *disk; /* spec (in vm->p) for disks */
+    const tandem_device_nic *nic;   /* spec (in vm->p) for vifs */
+    struct vmm_blk blk;
+    struct vmm_vif vif;
+    struct vmm_ring *ring; /* NULL until the guest sets one up (vmm_io.c) */
+};
 
 struct vmm {
     struct vmm_params p;
@@ -104,6 +180,11 @@ struct vmm {
     uint64_t cpu_time_base_ns; /* CPU time of earlier vCPU threads (reboot) */
     uint64_t cpu_time_parked_ns; /* CPU time when the vCPU last parked */
     clockid_t vcpu_clock;
+
+    /* Devices (vmm_dev.c), in boot-info order; the I/O thread serves their rings (vmm_io.c). */
+    struct vmm_dev devs[TANDEM_ABI_MAX_DEVICES];
+    unsigned num_devs;
+    struct vmm_io *io;
 
     /* How the guest stopped (written by the vCPU thread before done_fd). */
     enum vmm_halt_kind halt;
@@ -201,8 +282,66 @@ void vmm_control_close(struct vmm *vm);
 /* ---- vmm_config.c: the parameters from DIR/config.json. */
 int vmm_config_load(struct vmm_params *p, const char *path, char *err, size_t errlen);
 void vmm_params_free(struct vmm_params *p);
+/* Direct mode: add a disk (xl disk spec) or a vif (xl vif spec); err names the spec. */
+int vmm_params_add_device(struct vmm_params *p, bool nic, const char *spec, char *err,
+                          size_t errlen);
 /* Check the parameters against the ABI and the host. */
 int vmm_params_check(struct vmm_params *p, char *err, size_t errlen);
+
+/* ---- vmm_dev.c: the device table. */
+/*
+ * Build every device from vm->p (disks, then vifs, in config order) and
+ * run its setup. On failure, devices already set up are torn down, err
+ * names the device and the problem, and -1 is returned.
+ */
+int vmm_dev_setup_all(struct vmm *vm, char *err, size_t errlen);
+/* Tear down every device set up (idempotent; used on every exit path). */
+void vmm_dev_teardown_all(struct vmm *vm);
+/* Fill boot-info device entries (called by vmm_cpu_reset); returns the count. */
+unsigned vmm_dev_boot_info(struct vmm *vm, struct tandem_device *out, unsigned max);
+/* Device by handle and type, or NULL (bad handle from the guest). */
+struct vmm_dev *vmm_dev_get(struct vmm *vm, uint32_t handle, uint32_t type);
+/* JSON array describing the devices for the `devices` control command (new reference). */
+json_t *vmm_dev_json(struct vmm *vm);
+/* Bit i set for every vif i with a received frame waiting (never blocks). */
+uint64_t vmm_dev_ready_set(struct vmm *vm);
+
+/* ---- vmm_block.c: raw disk images. */
+extern const struct vmm_dev_ops vmm_block_ops;
+/* Hypercall bodies: return ret (0 or TANDEM_HC_E*). buf already validated for len. */
+int vmm_block_read(struct vmm_dev *d, uint64_t offset, void *buf, uint64_t len);
+int vmm_block_write(struct vmm_dev *d, uint64_t offset, const void *buf, uint64_t len);
+int vmm_block_flush(struct vmm_dev *d);
+/* TANDEM_HC_EINVAL unless offset/len are sector multiples inside the capacity. */
+int vmm_block_check(struct vmm_dev *d, uint64_t offset, uint64_t len);
+
+/* ---- vmm_net.c: the vif backend (TX through vif.out, RX from the TAP). */
+extern const struct vmm_dev_ops vmm_net_ops;
+/* The one TX entry point (Remus's output buffer hooks in through d->vif.out). */
+int vmm_net_output(struct vmm_dev *d, const void *frame, size_t len);
+/* Next received frame into buf: its length, TANDEM_HC_EAGAIN or TANDEM_HC_ENOSPC. */
+int vmm_net_receive(struct vmm_dev *d, void *buf, size_t buflen);
+/* Whether a received frame is waiting. */
+bool vmm_net_has_input(struct vmm_dev *d);
+
+/* ---- vmm_tap.c: TAP device, bridge (libnl-route-3), hotplug script. */
+/*
+ * Create the TAP d->vif.ifname (non-persistent: it vanishes with the
+ * fd, so even a SIGKILLed VMM leaves none), refuse a MAC already on the
+ * bridge, enslave it to the bridge, set MTU and bring it up, run the
+ * script `online`. On failure everything done is undone.
+ */
+int vmm_tap_create(struct vmm_dev *d, int domid, char *err, size_t errlen);
+void vmm_tap_destroy(struct vmm_dev *d, int domid);
+
+/* ---- vmm_io.c: the I/O thread (epoll over TAP fds and ring doorbells). */
+/*
+ * Start the I/O thread once the devices are set up: it wakes a vCPU
+ * sleeping in POLL (kick_fd) when a frame arrives on any TAP. Stop it
+ * (joins) before the devices are torn down. Both are no-ops without vifs.
+ */
+int vmm_io_start(struct vmm *vm, char *err, size_t errlen);
+void vmm_io_stop(struct vmm *vm);
 
 /* ---- vmm_main.c: building and rebuilding the domain. */
 /* (Re)load the image and reset the vCPU: used at start and on reboot. */

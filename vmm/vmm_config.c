@@ -121,6 +121,37 @@ int vmm_config_load(struct vmm_params *p, const char *path, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    /* Device specs: vmm_dev.c builds the devices from these copies. */
+    if (cfg.num_disks > 0) {
+        p->disks = calloc((size_t)cfg.num_disks, sizeof(*p->disks));
+        if (!p->disks) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < cfg.num_disks; i++) {
+            tandem_device_disk_init(&p->disks[i]);
+            p->num_disks = i + 1;
+            if (tandem_device_disk_copy(&p->disks[i], &cfg.disks[i]) != 0) {
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+        }
+    }
+    if (cfg.num_nics > 0) {
+        p->nics = calloc((size_t)cfg.num_nics, sizeof(*p->nics));
+        if (!p->nics) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < cfg.num_nics; i++) {
+            tandem_device_nic_init(&p->nics[i]);
+            p->num_nics = i + 1;
+            if (tandem_device_nic_copy(&p->nics[i], &cfg.nics[i]) != 0) {
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+        }
+    }
     /* xl's defaults when the config says nothing */
     p->on_poweroff = map_action(cfg.on_poweroff, VMM_ACTION_DESTROY, "on_poweroff");
     p->on_reboot = map_action(cfg.on_reboot, VMM_ACTION_RESTART, "on_reboot");
@@ -133,12 +164,61 @@ out:
     return rc;
 }
 
+int vmm_params_add_device(struct vmm_params *p, bool nic, const char *spec, char *err,
+                          size_t errlen)
+{
+    tandem_ctx *ctx = NULL;
+    int rc = -1;
+
+    if (tandem_ctx_alloc(&ctx) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (nic) {
+        tandem_device_nic *n = realloc(p->nics, (size_t)(p->num_nics + 1) * sizeof(*n));
+        if (!n) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        p->nics = n;
+        tandem_device_nic_init(&n[p->num_nics]);
+        p->num_nics++;
+        if (tandem_nic_parse(ctx, &n[p->num_nics - 1], spec) != 0) {
+            snprintf(err, errlen, "--vif %s: %s", spec, tandem_ctx_error(ctx));
+            goto out;
+        }
+    } else {
+        tandem_device_disk *d = realloc(p->disks, (size_t)(p->num_disks + 1) * sizeof(*d));
+        if (!d) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        p->disks = d;
+        tandem_device_disk_init(&d[p->num_disks]);
+        p->num_disks++;
+        if (tandem_disk_parse(ctx, &d[p->num_disks - 1], 1, &spec) != 0) {
+            snprintf(err, errlen, "--disk %s: %s", spec, tandem_ctx_error(ctx));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    tandem_ctx_free(ctx);
+    return rc;
+}
+
 void vmm_params_free(struct vmm_params *p)
 {
     free(p->name);
     free(p->uuid_str);
     free(p->kernel);
     free(p->cmdline);
+    for (int i = 0; i < p->num_disks; i++)
+        tandem_device_disk_dispose(&p->disks[i]);
+    free(p->disks);
+    for (int i = 0; i < p->num_nics; i++)
+        tandem_device_nic_dispose(&p->nics[i]);
+    free(p->nics);
     memset(p, 0, sizeof(*p));
 }
 

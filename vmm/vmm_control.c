@@ -174,6 +174,10 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
             vmm_log("unpaused");
             reply = json_pack("{s:b}", "ok", 1);
         }
+    } else if (strcmp(cmd, "devices") == 0) {
+        json_t *devs = vmm_dev_json(vm); /* docs/devices.md */
+        reply = devs ? json_pack("{s:b,s:o}", "ok", 1, "devices", devs)
+                     : error_reply("cannot encode the device list");
     } else if (strcmp(cmd, "destroy") == 0) {
         *destroy = true;
         reply = json_pack("{s:b}", "ok", 1);
@@ -191,7 +195,8 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
             reply = json_pack("{s:b}", "ok", 1);
         }
     } else {
-        reply = error_reply("unknown command '%s' (known: info, pause, unpause, destroy, rename)",
+        reply = error_reply("unknown command '%s' (known: info, devices, pause, unpause, "
+                            "destroy, rename)",
                             cmd);
     }
 out:

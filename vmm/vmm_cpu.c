@@ -275,7 +275,7 @@ static void write_boot_info(struct vmm *vm)
     bi->clock = TANDEM_ABI_CLOCK_ADDR;
     bi->domid = (uint32_t)vm->domid;
     memcpy(bi->uuid, vm->p.uuid, 16);
-    bi->num_devices = 0;
+    bi->num_devices = vmm_dev_boot_info(vm, bi->devices, TANDEM_ABI_MAX_DEVICES);
     bi->cmdline_len = (uint32_t)len; /* vmm_params_check bounds it */
     memcpy(bi->cmdline, vm->p.cmdline ? vm->p.cmdline : "", len);
 }

@@ -92,8 +92,12 @@ static bool hc_poll(struct vmm *vm, uint32_t arg)
 
     if (!get_args(vm, TANDEM_HC_POLL, arg, &a, sizeof(a)))
         return false;
-    vmm_run_wait(vm, a.deadline_ns);
-    a.ready_set = 0; /* no devices yet */
+    /* Input already waiting: return at once, the guest has work to do. */
+    a.ready_set = vmm_dev_ready_set(vm);
+    if (!a.ready_set) {
+        vmm_run_wait(vm, a.deadline_ns);
+        a.ready_set = vmm_dev_ready_set(vm);
+    }
     a.ret = 0;
     put_field(vm, arg, offsetof(struct tandem_hc_poll, ready_set), &a.ready_set,
               sizeof(a.ready_set) + sizeof(a.ret));
@@ -135,15 +139,65 @@ static bool hc_halt(struct vmm *vm, uint32_t arg)
     return false;
 }
 
-/* Calls reserved for the next ABI revision: answer ENOSYS at the `ret` field. */
-static bool hc_reserved(struct vmm *vm, unsigned nr, uint32_t arg, size_t size, size_t ret_off)
+/* BLOCK_READ/WRITE/FLUSH: one synchronous request on a disk (vmm_block.c). */
+static bool hc_block(struct vmm *vm, unsigned nr, uint32_t arg)
 {
-    uint8_t buf[64];
-    int64_t ret = TANDEM_HC_ENOSYS;
+    struct tandem_hc_block a;
+    struct vmm_dev *d;
+    void *buf;
 
-    if (!get_args(vm, nr, arg, buf, size))
+    if (!get_args(vm, nr, arg, &a, sizeof(a)))
         return false;
-    put_field(vm, arg, ret_off, &ret, sizeof(ret));
+    d = vmm_dev_get(vm, a.handle, TANDEM_DEVICE_DISK);
+    if (!d) {
+        a.ret = TANDEM_HC_EINVAL;
+    } else if (nr == TANDEM_HC_BLOCK_FLUSH) {
+        a.ret = vmm_block_flush(d);
+    } else if ((a.ret = vmm_block_check(d, a.offset, a.len)) == 0) {
+        if (nr == TANDEM_HC_BLOCK_WRITE && d->blk.readonly) {
+            a.ret = TANDEM_HC_EROFS;
+        } else {
+            /* A read writes guest memory: through the dirty-marking accessor. */
+            buf = nr == TANDEM_HC_BLOCK_READ ? vmm_gpa_ptr_w(&vm->mem, a.data, a.len)
+                                             : vmm_gpa_ptr(&vm->mem, a.data, a.len);
+            if (!buf)
+                return bad_pointer(vm, nr, "buffer", a.data, a.len);
+            a.ret = nr == TANDEM_HC_BLOCK_READ ? vmm_block_read(d, a.offset, buf, a.len)
+                                               : vmm_block_write(d, a.offset, buf, a.len);
+        }
+    }
+    put_field(vm, arg, offsetof(struct tandem_hc_block, ret), &a.ret, sizeof(a.ret));
+    return true;
+}
+
+/* NET_WRITE/NET_READ: one frame (vmm_net.c). */
+static bool hc_net(struct vmm *vm, unsigned nr, uint32_t arg)
+{
+    struct tandem_hc_net a;
+    struct vmm_dev *d;
+    void *buf;
+
+    if (!get_args(vm, nr, arg, &a, sizeof(a)))
+        return false;
+    d = vmm_dev_get(vm, a.handle, TANDEM_DEVICE_VIF);
+    if (!d) {
+        a.ret = TANDEM_HC_EINVAL;
+    } else if (nr == TANDEM_HC_NET_WRITE) {
+        buf = vmm_gpa_ptr(&vm->mem, a.data, a.len);
+        if (!buf)
+            return bad_pointer(vm, nr, "frame", a.data, a.len);
+        a.ret = vmm_net_output(d, buf, a.len);
+        if (a.ret == 0)
+            a.ret = (int64_t)a.len;
+    } else {
+        /* Frames are at most 64 KiB; a larger buffer is only checked for what can be used. */
+        uint64_t len = a.len < 65536 ? a.len : 65536;
+        buf = vmm_gpa_ptr_w(&vm->mem, a.data, len);
+        if (!buf)
+            return bad_pointer(vm, nr, "buffer", a.data, len);
+        a.ret = vmm_net_receive(d, buf, len);
+    }
+    put_field(vm, arg, offsetof(struct tandem_hc_net, ret), &a.ret, sizeof(a.ret));
     return true;
 }
 
@@ -159,12 +213,10 @@ bool vmm_hypercall(struct vmm *vm, unsigned nr, uint32_t arg)
     case TANDEM_HC_BLOCK_READ:
     case TANDEM_HC_BLOCK_WRITE:
     case TANDEM_HC_BLOCK_FLUSH:
-        return hc_reserved(vm, nr, arg, sizeof(struct tandem_hc_block),
-                           offsetof(struct tandem_hc_block, ret));
+        return hc_block(vm, nr, arg);
     case TANDEM_HC_NET_WRITE:
     case TANDEM_HC_NET_READ:
-        return hc_reserved(vm, nr, arg, sizeof(struct tandem_hc_net),
-                           offsetof(struct tandem_hc_net, ret));
+        return hc_net(vm, nr, arg);
     }
     return vmm_crash(vm, "unknown hypercall %u (port 0x%x)", nr, TANDEM_HC_PORT(nr));
 }

@@ -18,6 +18,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: tandem-vmm --domain-dir DIR --domid N [--paused] [--ready-fd FD]\n"
                "       tandem-vmm --kernel IMG [--memory MiB] [--cmdline STR] [--verbose]\n"
+               "                  [--disk XL-DISK-SPEC]... [--vif XL-VIF-SPEC]...\n"
                "The first form is started by libtandem (docs/control.md); the second runs an\n"
                "image in the foreground with its console on stdout (exit status: docs/vmm.md).\n");
 }
@@ -159,7 +160,8 @@ int main(int argc, char **argv)
         {"paused", no_argument, NULL, 'p'},          {"ready-fd", required_argument, NULL, 'r'},
         {"kernel", required_argument, NULL, 'k'},     {"memory", required_argument, NULL, 'm'},
         {"cmdline", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
-        {"verbose", no_argument, NULL, 'v'},
+        {"verbose", no_argument, NULL, 'v'},          {"disk", required_argument, NULL, 'D'},
+        {"vif", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     static struct vmm vmm;
@@ -168,7 +170,8 @@ int main(int argc, char **argv)
     unsigned long long num, mem_mib = DIRECT_DEFAULT_MIB;
     int opt, ready_fd = -1, status = VMM_EXIT_ERROR, log_fd = -1, pid_fd = -1, con_fd = -1;
     bool paused = false, have_domid = false, made_log = false, made_sock = false,
-         made_pid = false, made_con = false, verbose = false, started = false;
+         made_pid = false, made_con = false, verbose = false, started = false,
+         have_dev_opt = false;
     const char *kernel = NULL, *cmdline = "";
     sigset_t set;
 
@@ -214,6 +217,16 @@ int main(int argc, char **argv)
         case 'v':
             verbose = true;
             break;
+        case 'D':
+        case 'V':
+            /* Parsed into params here; devices are built after the checks below. */
+            if (vmm_params_add_device(&vm->p, opt == 'V', optarg, err, sizeof(err)) < 0) {
+                fprintf(stderr, "tandem-vmm: %s\n", err);
+                vmm_params_free(&vm->p);
+                return VMM_EXIT_ERROR;
+            }
+            have_dev_opt = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -222,7 +235,8 @@ int main(int argc, char **argv)
             return VMM_EXIT_ERROR;
         }
     }
-    if (optind != argc || (!vm->dir == !kernel) || (vm->dir && !have_domid)) {
+    if (optind != argc || (!vm->dir == !kernel) || (vm->dir && !have_domid) ||
+        (vm->dir && have_dev_opt)) {
         usage(stderr);
         return VMM_EXIT_ERROR;
     }
@@ -278,6 +292,11 @@ int main(int argc, char **argv)
         goto out;
     if (vmm_kvm_init(vm, err, sizeof(err)) < 0)
         goto out;
+    /* Devices before boot: the boot info lists them. */
+    if (vmm_dev_setup_all(vm, err, sizeof(err)) < 0)
+        goto out;
+    if (vmm_io_start(vm, err, sizeof(err)) < 0)
+        goto out;
     if (vmm_domain_boot(vm, err, sizeof(err)) < 0)
         goto out;
 
@@ -315,6 +334,9 @@ int main(int argc, char **argv)
 
     vmm_log("exiting: %s, code %d%s%s", vmm_halt_name(vm->halt), vm->halt_code,
             vm->halt_msg[0] ? ": " : "", vm->halt_msg);
+    /* Devices go before exit-status appears: whoever waits for it finds no TAP left. */
+    vmm_io_stop(vm);
+    vmm_dev_teardown_all(vm);
     if (vm->direct) {
         if (vm->halt == VMM_HALT_CRASH)
             fprintf(stderr, "tandem-vmm: domain crashed: %s\n", vm->halt_msg);
@@ -348,6 +370,8 @@ out:
         close(ready_fd);
     if (con_fd >= 0)
         close(con_fd);
+    vmm_io_stop(vm);
+    vmm_dev_teardown_all(vm);
     vmm_console_free(&vm->con);
     vmm_kvm_free(vm);
     vmm_mem_free(&vm->mem);
