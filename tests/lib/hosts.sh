@@ -119,6 +119,12 @@ hosts_add() {
     # nodad: usable at once; duplicate detection would only delay the tests
     ip -n "$ns" addr add "$ip6/$HOSTS_PREFIXLEN6" dev br0 nodad || return 1
     ip -n "$ns" link set br0 up || return 1
+    # A fresh veth may report NO-CARRIER for a moment; tests start right after setup.
+    local i=0
+    while ip -n "$ns" -o link show eth0 | grep -q NO-CARRIER && [ $i -lt 40 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
     eval "NS_$upper=\$ns; IP_$upper=\$ip; IP6_$upper=\$ip6; RUNDIR_$upper=\$HOSTS_DIR/\$h"
     export "NS_$upper" "IP_$upper" "IP6_$upper" "RUNDIR_$upper"
 }
