@@ -262,6 +262,14 @@ int tdm_json_parse_defbool(tandem_ctx *ctx, const char *path, const json_t *j, t
     return 0;
 }
 
+int tdm_json_parse_bool(tandem_ctx *ctx, const char *path, const json_t *j, bool *out)
+{
+    if (!json_is_boolean(j))
+        return tdm_json_type_error(ctx, path, "true or false", j);
+    *out = json_is_true(j);
+    return 0;
+}
+
 static int parse_integer(tandem_ctx *ctx, const char *path, const json_t *j, long long lo,
                          unsigned long long hi, unsigned long long *out, const char *what)
 {
@@ -324,6 +332,35 @@ int tdm_json_parse_uuid(tandem_ctx *ctx, const char *path, const json_t *j, tand
     if (tandem_uuid_parse(json_string_value(j), out))
         return tdm_json_error(ctx, path, "expected %s, got \"%s\"", what, json_string_value(j));
     return 0;
+}
+
+int tdm_json_parse_strarray(tandem_ctx *ctx, const char *path, const json_t *j, char ***items,
+                            int *num)
+{
+    char elem[TDM_JSON_PATH_MAX];
+    int rc = 0;
+
+    if (!json_is_array(j))
+        return tdm_json_type_error(ctx, path, "an array of strings", j);
+    for (int i = 0; i < *num; i++)
+        free((*items)[i]);
+    free(*items);
+    *items = NULL;
+    *num = 0;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        const json_t *v = json_array_get(j, i);
+        if (!json_is_string(v) && !json_is_null(v)) {
+            tdm_json_path_index(elem, sizeof(elem), path, i);
+            rc = tdm_json_type_error(ctx, elem, "a string or null", v);
+            goto out;
+        }
+        if (tdm_strarray_append(items, num, json_string_value(v))) {
+            rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "%s: out of memory", path);
+            goto out;
+        }
+    }
+out:
+    return rc;
 }
 
 /* ---- generation */
@@ -408,6 +445,24 @@ int tdm_str_copy(char **dst, const char *src)
     }
     free(*dst);
     *dst = copy;
+    return 0;
+}
+
+int tdm_strarray_append(char ***items, int *num, const char *s)
+{
+    char *copy = NULL, **grown;
+
+    if (*num >= INT_MAX - 1)
+        return TANDEM_ERR_NOMEM;
+    if (s && !(copy = strdup(s)))
+        return TANDEM_ERR_NOMEM;
+    grown = realloc(*items, ((size_t)*num + 1) * sizeof(*grown));
+    if (!grown) {
+        free(copy);
+        return TANDEM_ERR_NOMEM;
+    }
+    grown[(*num)++] = copy;
+    *items = grown;
     return 0;
 }
 

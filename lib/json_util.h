@@ -3,6 +3,7 @@
 #define TANDEM_LIB_JSON_UTIL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,11 +35,15 @@ int tdm_json_unknown_key(tandem_ctx *ctx, const char *path, const char *key, con
  */
 int tdm_json_parse_string(tandem_ctx *ctx, const char *path, const json_t *j, char **out);
 int tdm_json_parse_defbool(tandem_ctx *ctx, const char *path, const json_t *j, tandem_defbool *out);
+int tdm_json_parse_bool(tandem_ctx *ctx, const char *path, const json_t *j, bool *out);
 int tdm_json_parse_int(tandem_ctx *ctx, const char *path, const json_t *j, int *out);
 int tdm_json_parse_uint32(tandem_ctx *ctx, const char *path, const json_t *j, uint32_t *out);
 int tdm_json_parse_uint64(tandem_ctx *ctx, const char *path, const json_t *j, uint64_t *out);
 int tdm_json_parse_mac(tandem_ctx *ctx, const char *path, const json_t *j, tandem_mac out);
 int tdm_json_parse_uuid(tandem_ctx *ctx, const char *path, const json_t *j, tandem_uuid out);
+/* An array of strings and nulls into (*items, *num), replacing (and freeing) what was there. */
+int tdm_json_parse_strarray(tandem_ctx *ctx, const char *path, const json_t *j, char ***items,
+                            int *num);
 
 /*
  * json_object_set_new that also fails on a NULL value (the result of a
@@ -59,6 +64,8 @@ int tdm_json_load(tandem_ctx *ctx, const char *text, const char *what, json_t **
 
 /* *dst = strdup(src) (NULL stays NULL). 0 or TANDEM_ERR_NOMEM. */
 int tdm_str_copy(char **dst, const char *src);
+/* Append a copy of s (NULL allowed) to (*items, *num). 0, or TANDEM_ERR_NOMEM, nothing changed. */
+int tdm_strarray_append(char ***items, int *num, const char *s);
 /* Both NULL, or both equal strings. */
 int tdm_str_equal(const char *a, const char *b);
 /* Same tri-state (default, true, false). */
