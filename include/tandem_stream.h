@@ -115,7 +115,10 @@ struct tandem_stream_params {
 
 /*
  * Start a stream on fd (a file, pipe or socket opened for writing; the
- * writer never closes it) and queue the stream header. ctx must outlive
+ * writer never closes it; a non-blocking fd is waited on with poll) and
+ * queue the stream header. On a socket a vanished peer is TANDEM_ERR_IO
+ * (sendmsg with MSG_NOSIGNAL); on a pipe the caller must ignore SIGPIPE
+ * to get the same. ctx must outlive
  * the writer and receives its error messages. Data is buffered: nothing
  * is guaranteed to reach fd until tandem_stream_flush() succeeds.
  * Returns 0, TANDEM_ERR_INVAL (bad params, named) or TANDEM_ERR_NOMEM.
@@ -333,7 +336,8 @@ void tandem_stream_summary_dispose(struct tandem_stream_summary *s);
  * Read a whole stream from fd (positioned at its start) and check it
  * without applying anything: header, every record's framing and payload
  * (compressed batches are decompressed), the order rules, that it ends
- * with CHECKPOINT then END, and that nothing follows END. Fills *sum
+ * with CHECKPOINT then END, and that nothing follows END (it reads fd to
+ * EOF, so on a socket or pipe it waits for the writer to close). Fills *sum
  * (which the caller disposes, also on failure; sum may be NULL).
  * Returns 0 or the first error, its message naming offset and record.
  */

@@ -71,12 +71,14 @@ static inline uint64_t get_le64(const void *p)
 struct tandem_stream_writer {
     tandem_ctx *ctx;
     int fd;
-    int broken; /* an I/O error happened: the stream is unusable */
+    int broken;    /* an I/O error happened: the stream is unusable */
+    int is_socket; /* written with sendmsg(MSG_NOSIGNAL) */
     uint32_t page_size;
     uint32_t kind;
     uint32_t compression;
     int level;
-    uint64_t bytes; /* stream bytes produced */
+    uint64_t bytes;   /* stream bytes produced */
+    uint64_t written; /* of which on fd */
     uint8_t *buf;   /* staging buffer for small pieces */
     size_t buf_used;
     struct iovec iov[STREAM_MAX_IOV];

@@ -1,5 +1,6 @@
 /* PAGE_BATCH records: zero-page elision, lz4/zstd compression, and decoding with validation first. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -335,6 +336,11 @@ int stream_batch_into(tandem_stream_reader *r, struct tandem_stream_record *rec,
                 ssize_t m = readv(r->fd, iov, niov);
                 if (m < 0 && errno == EINTR)
                     continue;
+                if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+                    if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                        continue;
+                }
                 if (m < 0)
                     return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno,
                                               "stream read at offset %llu failed",

@@ -1,5 +1,6 @@
 /* Stream reader: header and record framing checks, payload decoders, order rules, validator. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,11 @@ ssize_t stream_read_full(tandem_stream_reader *r, void *dst, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+                if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                    continue;
+            }
             return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno,
                                       "stream read at offset %llu failed",
                                       (unsigned long long)(r->offset + got));
@@ -726,22 +732,18 @@ int tandem_stream_validate(tandem_ctx *ctx, int fd, struct tandem_stream_summary
     } while (rec.type != TANDEM_REC_END);
     if ((rc = tandem_stream_order_finish(r, &order)) < 0)
         goto out;
-    {
-        uint8_t extra;
-        ssize_t n;
-        do
-            n = read(fd, &extra, 1);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-            rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "stream read at offset %llu failed",
-                                    (unsigned long long)r->offset);
-            goto out;
-        }
-        if (n > 0) {
-            rc = tandem_error(ctx, TANDEM_ERR_PROTO, "stream offset %llu: data after the END record",
-                              (unsigned long long)r->offset);
-            goto out;
-        }
+    /* A file holds one stream: nothing may follow END (on a socket this waits for EOF). */
+    uint8_t extra;
+    ssize_t n = stream_read_full(r, &extra, 1);
+    if (n < 0) {
+        rc = (int)n;
+        goto out;
+    }
+    if (n > 0) {
+        r->offset--;
+        rc = tandem_error(ctx, TANDEM_ERR_PROTO, "stream offset %llu: data after the END record",
+                          (unsigned long long)r->offset);
+        goto out;
     }
     rc = 0;
 out:

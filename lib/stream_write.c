@@ -1,6 +1,9 @@
 /* Stream writer: header, buffered output over an fd and every record type but PAGE_BATCH. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
@@ -30,15 +33,28 @@ const char *tandem_stream_rec_name(uint32_t type)
 static int writev_all(tandem_stream_writer *w, struct iovec *iov, int n)
 {
     while (n > 0) {
-        ssize_t done = writev(w->fd, iov, n);
+        ssize_t done;
+        if (w->is_socket) {
+            /* A peer that went away must be an error, not a SIGPIPE that kills the VMM. */
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            done = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
+        } else {
+            done = writev(w->fd, iov, n);
+        }
         if (done < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
+                if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                    continue;
+            }
             w->broken = 1;
             return tandem_error_errno(w->ctx, TANDEM_ERR_IO, errno,
                                       "stream write at offset %llu failed",
-                                      (unsigned long long)(w->bytes));
+                                      (unsigned long long)w->written);
         }
+        w->written += (uint64_t)done;
         while (n > 0 && (size_t)done >= iov->iov_len) {
             done -= (ssize_t)iov->iov_len;
             iov++;
@@ -219,6 +235,8 @@ int tandem_stream_writer_open(tandem_ctx *ctx, int fd, const struct tandem_strea
     }
     w->ctx = ctx;
     w->fd = fd;
+    struct stat stbuf;
+    w->is_socket = fstat(fd, &stbuf) == 0 && S_ISSOCK(stbuf.st_mode);
     w->page_size = ps;
     w->kind = params->kind;
     w->compression = params->compression;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1127,6 +1128,42 @@ static void test_next_into_pipe(void **state)
     pipe_roundtrip(0);
 }
 
+/* A peer that vanished is an error on a socket, not a SIGPIPE; non-blocking fds are waited on. */
+static void test_sockets(void **state)
+{
+    struct tandem_stream_summary sum = {0};
+    struct tandem_stream_params p = {4096, 0, 0, 0};
+    tandem_stream_writer *w;
+    int sv[2], status;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    assert_int_equal(tandem_stream_writer_open(ctx, sv[0], &p, &w), 0);
+    assert_int_equal(tandem_stream_write_checkpoint(w, 1), 0);
+    assert_int_equal(tandem_stream_flush(w), TANDEM_ERR_IO);
+    assert_msg_has("stream write at offset 0 failed");
+    tandem_stream_writer_free(w);
+    close(sv[0]);
+
+    /* Both ends non-blocking, 4 MiB through a socket buffer far smaller than that. */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(sv[1]);
+        _exit(sample_stream(ctx, sv[0], 40, TANDEM_COMPRESS_NONE, NULL) == 0 ? 0 : 1);
+    }
+    close(sv[0]);
+    if (tandem_stream_validate(ctx, sv[1], &sum) != 0)
+        fail_msg("validate over a non-blocking socket: %s", tandem_ctx_error(ctx));
+    assert_int_equal(sum.checkpoints, 40);
+    assert_true(sum.bytes > 40 * 4 * 4096);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tandem_stream_summary_dispose(&sum);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1148,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_reader_stops_at_end),
         cmocka_unit_test(test_next_into),
         cmocka_unit_test(test_next_into_pipe),
+        cmocka_unit_test(test_sockets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
