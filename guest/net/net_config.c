@@ -1,4 +1,5 @@
 /* Guest networking: static IPv4/IPv6 addressing from the guest command line (ip=, gw=, ip6=). */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,38 @@ static char *split_prefix(char *v, long *prefix)
     return v;
 }
 
+/*
+ * lwIP's parsers are lenient (inet_aton's "10.1" forms, trailing junk after an
+ * IPv6 address), so the text is checked first: four decimal parts 0..255.
+ */
+static int parse_ip4(const char *text, ip4_addr_t *out)
+{
+    const char *s = text;
+    int parts = 0;
+
+    while (parts < 4) {
+        int digits = 0, v = 0;
+        while (isdigit((unsigned char)*s) && digits < 4) {
+            v = v * 10 + (*s++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 3 || v > 255)
+            return 0;
+        parts++;
+        if (parts < 4 && *s++ != '.')
+            return 0;
+    }
+    return *s == '\0' && ip4addr_aton(text, out);
+}
+
+/* Hex digits, ':' and '.' (embedded IPv4) only, with at least one ':'; then lwIP. */
+static int parse_ip6(const char *s, ip6_addr_t *out)
+{
+    if (!*s || strspn(s, "0123456789abcdefABCDEF:.") != strlen(s) || !strchr(s, ':'))
+        return 0;
+    return ip6addr_aton(s, out);
+}
+
 /* Fetch key's value into buf; 1 if present, 0 if absent, -1 if longer than VALUE_MAX - 1. */
 static int get_value(const char *key, char *buf)
 {
@@ -53,7 +86,7 @@ int tn_config_parse(struct tn_config *cfg, char *err, size_t errlen)
         char *addr = split_prefix(v, &prefix);
         if (prefix == -1)
             prefix = 24;
-        if (!ip4addr_aton(addr, &cfg->ip4)) {
+        if (!parse_ip4(addr, &cfg->ip4)) {
             snprintf(err, errlen, "ip=%s: not an IPv4 address (expected ADDR/PREFIX, e.g. 10.0.0.2/24)",
                      addr);
             goto out;
@@ -68,7 +101,7 @@ int tn_config_parse(struct tn_config *cfg, char *err, size_t errlen)
     }
 
     got = get_value("gw", v);
-    if (got < 0 || (got && !ip4addr_aton(v, &cfg->gw4))) {
+    if (got < 0 || (got && !parse_ip4(v, &cfg->gw4))) {
         snprintf(err, errlen, "gw=%s: not an IPv4 address", got < 0 ? "..." : v);
         goto out;
     }
@@ -87,7 +120,7 @@ int tn_config_parse(struct tn_config *cfg, char *err, size_t errlen)
         char *addr = split_prefix(v, &prefix);
         if (prefix == -1)
             prefix = 64;
-        if (!ip6addr_aton(addr, &cfg->ip6)) {
+        if (!parse_ip6(addr, &cfg->ip6)) {
             snprintf(err, errlen, "ip6=%s: not an IPv6 address (expected ADDR/64, e.g. fd00::2/64)",
                      addr);
             goto out;

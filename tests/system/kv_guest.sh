@@ -1,0 +1,64 @@
+#!/bin/bash
+# System test: the kvstore guest in primary driven from client; destroyed mid-load, created again
+# from the same disk, and every acknowledged write is still there (tandem-kvclient --check).
+# usage: kv_guest.sh TANDEM TANDEM-VMM GUEST-DIR TANDEM-KVCLIENT
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/kv_guest_lib.sh"
+CLIENT=$(realpath -m -- "${4:?path of tandem-kvclient}")
+ng_init "$1" "$2" "$3" kvstore
+hosts_setup primary client
+
+IP=10.99.0.100
+IP6=fd99::100
+ADDR="$IP:7000"
+DISK="$RUNDIR_PRIMARY/kv.img"
+HIST="$RUNDIR_CLIENT/history"
+truncate -s 64M "$DISK" || fail "cannot make the disk image $DISK"
+trap_show() { [ "${PASSED:-}" = 1 ] || show_domain primary kvstore; }
+hosts_at_exit trap_show
+
+create_kv() {
+    on_host primary "$T" create "$NG_EXAMPLES/kvstore.cfg" "kernel=\"$G/kvstore.elf\"" \
+        "extra=\"ip=$IP/24 ip6=$IP6/64 port=7000\"" "disk=[\"$DISK,raw,xvda,rw\"]" \
+        'vif=["bridge=br0"]' || fail "tandem create of the kvstore guest failed"
+    wait_console primary kvstore "listening on port 7000" 20 || fail "the kvstore guest did not start"
+    wait_tcp client "$ADDR" 10 || fail "kvstore guest not reachable at $ADDR from client"
+}
+
+create_kv
+console primary kvstore | grep "records replayed"
+
+# A clean run: across the switch, no errors.
+out=$(on_host client "$CLIENT" --server "$ADDR" --conns 4 --ops 2000) || fail "clean run failed: $out"
+echo "$out" | tail -1
+echo "$out" | tail -1 | grep -q "^ops: 2000 .*errors: 0 " || fail "clean run summary: $(echo "$out" | tail -1)"
+
+# IPv6 to the same store.
+out=$(on_host client "$CLIENT" --server "[$IP6]:7000" --conns 2 --ops 200) || fail "IPv6 run failed: $out"
+echo "$out" | tail -1 | grep -q "^ops: 200 .*errors: 0 " || fail "IPv6 run summary: $(echo "$out" | tail -1)"
+
+# Load from 8 connections with a history; the domain is destroyed in the middle of it.
+on_host_bg client "$CLIENT" --server "$ADDR" --conns 8 --duration 4 --timeout 1000 --quiet \
+    --history "$HIST" >"$RUNDIR_CLIENT/load.out" 2>&1
+CLIENT_PID=$HOST_PID
+sleep 2
+on_host primary "$T" destroy kvstore || fail "tandem destroy kvstore failed"
+wait "$CLIENT_PID"
+tail -1 "$RUNDIR_CLIENT/load.out"
+acked=$(grep -c "^R .* ack \(SET\|DEL\|INCR\) " "$HIST")
+[ "$acked" -gt 100 ] || fail "only $acked writes acknowledged before the destroy"
+
+# Same disk, new domain: the log is replayed and nothing acknowledged is missing.
+create_kv
+replayed=$(console primary kvstore | sed -n 's/.*: \([0-9]*\) records replayed.*/\1/p' | tail -1)
+echo "replayed: $replayed records"
+[ "${replayed:-0}" -gt 0 ] || fail "the new domain replayed no log records"
+check=$(on_host client "$CLIENT" --check "$HIST" --server "$ADDR")
+rc=$?
+echo "$check" | tail -3
+[ $rc = 0 ] || fail "checker exit $rc"
+echo "$check" | tail -1 | grep -Eq "^acknowledged: [1-9][0-9]* lost: 0$" || fail "checker verdict"
+
+on_host primary "$T" destroy kvstore || fail "tandem destroy kvstore failed"
+PASSED=1
+echo "PASS: $acked acknowledged writes survived destroy + create of the kvstore guest"
