@@ -636,8 +636,9 @@ int tdm_rundir_reserve(tandem_ctx *ctx, const char *root, const char *name, cons
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
+    /* Blocking: a status check without the lock may hold LOCK_SH on it for an instant. */
     cfd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (cfd < 0 || flock(cfd, LOCK_EX | LOCK_NB) < 0) {
+    if (cfd < 0 || flock(cfd, LOCK_EX) < 0) {
         rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot create and lock '%s'", file);
         goto out;
     }
