@@ -1164,6 +1164,198 @@ static void test_sockets(void **state)
     close(sv[1]);
 }
 
+/* ------------------------------------------------------------------ payload decoders */
+
+static tandem_stream_reader *raw_reader;
+static int raw_fd = -1;
+
+/* One record with a hand-made body, read back through the framing checks. */
+static struct tandem_stream_record raw_record(uint32_t type, const void *body, size_t len)
+{
+    struct tandem_stream_params p = {4096, 0, 0, 0};
+    struct tandem_stream_record rec;
+    tandem_stream_writer *w;
+
+    tandem_stream_reader_free(raw_reader);
+    if (raw_fd >= 0)
+        close(raw_fd);
+    raw_fd = new_memfd();
+    assert_int_equal(tandem_stream_writer_open(ctx, raw_fd, &p, &w), 0);
+    assert_int_equal(tandem_stream_write_record(w, type, body, len), 0);
+    assert_int_equal(tandem_stream_flush(w), 0);
+    tandem_stream_writer_free(w);
+    lseek(raw_fd, 0, SEEK_SET);
+    assert_int_equal(tandem_stream_reader_open(ctx, raw_fd, &raw_reader), 0);
+    assert_int_equal(tandem_stream_read_header(raw_reader, NULL), 0);
+    assert_int_equal(tandem_stream_next(raw_reader, &rec), 0);
+    tandem_ctx_clear_error(ctx);
+    return rec;
+}
+
+static size_t sub(uint8_t *b, size_t off, uint32_t tag, uint32_t len, uint8_t fill)
+{
+    wle32(b + off, tag);
+    wle32(b + off + 4, len);
+    memset(b + off + 8, fill, len);
+    memset(b + off + 8 + len, 0, ((len + 7) & ~7u) - len);
+    return off + 8 + ((len + 7) & ~7u);
+}
+
+static int count_blocks(uint32_t id, const struct tandem_stream_block *b, void *opaque)
+{
+    (*(int *)opaque)++;
+    return 0;
+}
+
+static void test_decode_vcpu(void **state)
+{
+    static uint8_t b[16384];
+    struct tandem_stream_record rec;
+    uint32_t id;
+    int n = 0;
+    size_t off;
+
+    /* Minimal state plus a skippable unknown sub-block, which is left out. */
+    wle32(b, 7);
+    wle32(b + 4, 4);
+    off = sub(b, 8, TANDEM_VCPU_REGS, 144, 1);
+    off = sub(b, off, TANDEM_VCPU_SREGS, 312, 2);
+    off = sub(b, off, 0x80000042u, 13, 3);
+    off = sub(b, off, TANDEM_VCPU_MP_STATE, 4, 0);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, count_blocks, &n), 0);
+    assert_int_equal(id, 7);
+    assert_int_equal(n, 3);
+
+    /* An unknown tag without bit 31. */
+    wle32(b + 8 + 152 + 320, 0x42);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("vCPU 7: sub-block 2 (unknown, tag 0x42, 13 bytes): unknown sub-block tag");
+
+    /* Missing MP_STATE; a tag twice; wrong XSAVE size; MSRS count and length disagree. */
+    wle32(b + 4, 2);
+    off = sub(b, 8, TANDEM_VCPU_REGS, 144, 1);
+    off = sub(b, off, TANDEM_VCPU_SREGS2, 320, 2);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("lacks REGS, SREGS/SREGS2 or MP_STATE");
+    wle32(b + 4, 3);
+    off = sub(b, off, TANDEM_VCPU_REGS, 144, 1);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("sub-block REGS appears twice");
+    wle32(b + 4, 1);
+    off = sub(b, 8, TANDEM_VCPU_XSAVE, 4000, 1);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("XSAVE length not a multiple of 64");
+    off = sub(b, 8, TANDEM_VCPU_MSRS, 8 + 16 * 3, 0);
+    wle32(b + 16, 4);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("MSRS length is not 8 + 16 x count");
+
+    /* Sub-block length running past the body; block count lying about the body. */
+    off = sub(b, 8, TANDEM_VCPU_MP_STATE, 4, 0);
+    wle32(b + 12, 400);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("runs past the body");
+    wle32(b + 12, 4);
+    wle32(b + 4, 0);
+    rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("16 bytes left after 0 sub-blocks");
+    /* Decoding as the wrong type. */
+    assert_int_equal(tandem_stream_decode_clock(raw_reader, &rec, &(struct tandem_stream_clock){0}),
+                     TANDEM_ERR_INVAL);
+    assert_msg_has("(VCPU_STATE): decoded as CLOCK");
+}
+
+static void test_decode_others(void **state)
+{
+    static uint8_t b[4096];
+    struct tandem_stream_record rec;
+    struct tandem_stream_device dev;
+    struct tandem_stream_clock clk;
+    const char *json;
+    uint64_t epoch, seq, ns;
+
+    rec = raw_record(TANDEM_REC_DOMAIN_CONFIG, "[1,2]", 5);
+    assert_int_equal(tandem_stream_decode_config(raw_reader, &rec, &json, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("record 1 (DOMAIN_CONFIG): config is JSON but not an object");
+    rec = raw_record(TANDEM_REC_DOMAIN_CONFIG, "{\"a\":", 5);
+    assert_int_equal(tandem_stream_decode_config(raw_reader, &rec, &json, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("config is not JSON");
+    rec = raw_record(TANDEM_REC_DOMAIN_CONFIG, "{}\0{}", 5);
+    assert_int_equal(tandem_stream_decode_config(raw_reader, &rec, &json, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("NUL byte");
+
+    rec = raw_record(TANDEM_REC_CLOCK, b, 24);
+    assert_int_equal(tandem_stream_decode_clock(raw_reader, &rec, &clk), TANDEM_ERR_PROTO);
+    assert_msg_has("(CLOCK): body is 24 bytes, expected 32");
+    rec = raw_record(TANDEM_REC_CHECKPOINT, b, 16);
+    assert_int_equal(tandem_stream_decode_checkpoint(raw_reader, &rec, &epoch), TANDEM_ERR_PROTO);
+    rec = raw_record(TANDEM_REC_HEARTBEAT, b, 8);
+    assert_int_equal(tandem_stream_decode_heartbeat(raw_reader, &rec, &seq, &ns), TANDEM_ERR_PROTO);
+
+    wle32(b, 4);
+    rec = raw_record(TANDEM_REC_DEVICE_STATE, b, 8);
+    assert_int_equal(tandem_stream_decode_device(raw_reader, &rec, &dev), TANDEM_ERR_PROTO);
+    assert_msg_has("device kind 4 is not");
+    wle32(b, TANDEM_DEVICE_BLOCK);
+    wle32(b + 4, 2);
+    rec = raw_record(TANDEM_REC_DEVICE_STATE, b, 8);
+    assert_int_equal(tandem_stream_decode_device(raw_reader, &rec, &dev), 0);
+    assert_int_equal(dev.kind, TANDEM_DEVICE_BLOCK);
+    assert_int_equal(dev.id, 2);
+    assert_int_equal(dev.len, 0);
+
+    /* DISK_WRITES: sector size, extent past the body, leftover bytes. */
+    memset(b, 0, sizeof(b));
+    wle32(b + 4, 1024);
+    wle32(b + 8, 1);
+    wle64(b + 16, 5);
+    wle32(b + 24, 1);
+    rec = raw_record(TANDEM_REC_DISK_WRITES, b, 32 + 512);
+    assert_int_equal(tandem_stream_decode_disk(raw_reader, &rec, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("sector size 1024 is not 512 or 4096");
+    wle32(b + 4, 512);
+    wle32(b + 24, 2);
+    rec = raw_record(TANDEM_REC_DISK_WRITES, b, 32 + 512);
+    assert_int_equal(tandem_stream_decode_disk(raw_reader, &rec, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("extent 0 data (2 sectors) runs past the body");
+    wle32(b + 24, 1);
+    rec = raw_record(TANDEM_REC_DISK_WRITES, b, 32 + 512 + 8);
+    assert_int_equal(tandem_stream_decode_disk(raw_reader, &rec, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("8 bytes left after 1 extents");
+    rec = raw_record(TANDEM_REC_DISK_WRITES, b, 32 + 512);
+    assert_int_equal(tandem_stream_decode_disk(raw_reader, &rec, NULL, NULL), 0);
+
+    /* END with a body is refused by the framing itself. */
+    struct tandem_stream_params p = {4096, 0, 0, 0};
+    tandem_stream_writer *w;
+    int fd = new_memfd();
+    assert_int_equal(tandem_stream_writer_open(ctx, fd, &p, &w), 0);
+    assert_int_equal(tandem_stream_write_record(w, TANDEM_REC_END, b, 8), 0);
+    assert_int_equal(tandem_stream_flush(w), 0);
+    tandem_stream_writer_free(w);
+    tandem_stream_reader *r;
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(tandem_stream_reader_open(ctx, fd, &r), 0);
+    assert_int_equal(tandem_stream_read_header(r, NULL), 0);
+    assert_int_equal(tandem_stream_next(r, &rec), TANDEM_ERR_PROTO);
+    assert_msg_has("record 1 (END): END has a 8-byte body");
+    tandem_stream_reader_free(r);
+    close(fd);
+
+    tandem_stream_reader_free(raw_reader);
+    raw_reader = NULL;
+    close(raw_fd);
+    raw_fd = -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1186,6 +1378,8 @@ int main(void)
         cmocka_unit_test(test_next_into),
         cmocka_unit_test(test_next_into_pipe),
         cmocka_unit_test(test_sockets),
+        cmocka_unit_test(test_decode_vcpu),
+        cmocka_unit_test(test_decode_others),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
