@@ -50,10 +50,6 @@ static int mac_on_bridge(struct nl_cache *links, struct rtnl_link *br, const uin
     FILE *f;
     size_t n;
 
-    if (mac_from_addr(rtnl_link_get_addr(br), m) == 0 && memcmp(m, mac, 6) == 0) {
-        snprintf(who, wholen, "the bridge %s itself", rtnl_link_get_name(br));
-        return 1;
-    }
     tandem_mac_format(mac, mac_str);
     snprintf(alias_want, sizeof(alias_want), ALIAS_PREFIX "%s", mac_str);
     for (obj = nl_cache_get_first(links); obj; obj = nl_cache_get_next(obj)) {
@@ -70,6 +66,11 @@ static int mac_on_bridge(struct nl_cache *links, struct rtnl_link *br, const uin
             snprintf(who, wholen, "the guest behind port %s", rtnl_link_get_name(l));
             return 1;
         }
+    }
+    /* After the ports: a bridge without an address of its own borrows the lowest port's. */
+    if (mac_from_addr(rtnl_link_get_addr(br), m) == 0 && memcmp(m, mac, 6) == 0) {
+        snprintf(who, wholen, "the bridge %s itself", rtnl_link_get_name(br));
+        return 1;
     }
     /* The forwarding database as the bridge driver exports it (struct __fdb_entry records). */
     snprintf(path, sizeof(path), "/sys/class/net/%s/brforward", rtnl_link_get_name(br));
