@@ -1,5 +1,6 @@
 /* Unit tests of tandem-vmm's guest-memory accessor, dirty bitmap and ELF loader (no KVM needed). */
 #include <elf.h>
+#include <sys/mman.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -84,17 +85,14 @@ struct image_opts {
 
 static const uint8_t code[16] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 
-/* Write an image to a temp file and return its path (static buffer). */
-static const char *make_image(const struct image_opts *o)
+/* Build an image into buf (4096 bytes); returns its length. */
+static size_t build_image(const struct image_opts *o, uint8_t *buf)
 {
-    static char path[64];
-    uint8_t buf[4096];
     Elf64_Ehdr *eh = (void *)buf;
     Elf64_Phdr *ph = (void *)(buf + sizeof(*eh));
-    size_t len, note_off = 0x100, code_off = 0x200;
-    int fd;
+    size_t note_off = 0x100, code_off = 0x200;
 
-    memset(buf, 0, sizeof(buf));
+    memset(buf, 0, 4096);
     memcpy(eh->e_ident, ELFMAG, SELFMAG);
     eh->e_ident[EI_CLASS] = ELFCLASS64;
     eh->e_ident[EI_DATA] = ELFDATA2LSB;
@@ -127,7 +125,17 @@ static const char *make_image(const struct image_opts *o)
     }
     if (o->phnum_override)
         eh->e_phnum = o->phnum_override;
-    len = o->truncate ? o->truncate : code_off + sizeof(code);
+    return o->truncate ? o->truncate : code_off + sizeof(code);
+}
+
+/* Write an image to a temp file and return its path (static buffer). */
+static const char *make_image(const struct image_opts *o)
+{
+    static char path[64];
+    uint8_t buf[4096];
+    size_t len = build_image(o, buf);
+    int fd;
+
     snprintf(path, sizeof(path), "/tmp/tandem-unit-elf-XXXXXX");
     fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -217,6 +225,50 @@ static void test_elf_refusals(void **state)
     expect_refusal(&o, "not an ELF file");
 }
 
+/*
+ * Random damage to a valid image: the loader must accept or refuse every
+ * variant without crashing (ASan/UBSan in the sanitized build), and an
+ * accepted image must have been loaded inside RAM above the image base.
+ */
+static void test_elf_mutations(void **state)
+{
+    struct image_opts o = good();
+    uint8_t orig[4096], buf[4096];
+    size_t len = build_image(&o, orig), n;
+    uint64_t seed = 0x9e3779b97f4a7c15ull, entry;
+    char path[64];
+    int fd, i, k, accepted = 0;
+
+    (void)state;
+    fd = memfd_create("elf-mutations", 0);
+    assert_true(fd >= 0);
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    for (i = 0; i < 5000; i++) {
+        memcpy(buf, orig, len);
+        n = len;
+        for (k = 0; k < 1 + i % 6; k++) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            buf[(seed >> 8) % 0x220] = (uint8_t)(seed >> 40); /* headers, note, start of code */
+        }
+        if (i % 97 == 0)
+            n = (seed >> 20) % len; /* truncated */
+        assert_int_equal(ftruncate(fd, 0), 0);
+        assert_int_equal(pwrite(fd, buf, n, 0), (ssize_t)n);
+        entry = 0;
+        if (vmm_elf_load(&mem, path, &entry, err, sizeof(err)) == 0) {
+            accepted++;
+            assert_true(entry >= TANDEM_ABI_IMAGE_BASE && entry < MEM_SIZE);
+        } else {
+            assert_true(err[0] != '\0');
+        }
+    }
+    close(fd);
+    /* some single-byte changes (padding, code) keep the image valid */
+    assert_true(accepted > 0 && accepted < 5000);
+}
+
 /* The clock page by bytes (docs/abi.md), before and after a relocation. */
 static void test_clock_relocate(void **state)
 {
@@ -262,7 +314,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accessor_bounds), cmocka_unit_test(test_accessor_overflow),
         cmocka_unit_test(test_dirty_bitmap),    cmocka_unit_test(test_elf_good),
-        cmocka_unit_test(test_elf_refusals),    cmocka_unit_test(test_clock_relocate),
+        cmocka_unit_test(test_elf_refusals),    cmocka_unit_test(test_elf_mutations),
+        cmocka_unit_test(test_clock_relocate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
