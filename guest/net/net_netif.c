@@ -1,4 +1,5 @@
 /* Guest networking: the lwIP netif over the PV net device, bring-up and address announcements. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,7 +241,11 @@ void tn_start(const char *app)
         printf(" ip %s/%u", ip4addr_ntoa_r(&cfg.ip4, a4, sizeof(a4)), cfg.prefix4);
     if (cfg.have_gw4)
         printf(" gw %s", ip4addr_ntoa_r(&cfg.gw4, a4, sizeof(a4)));
-    if (cfg.have_ip6)
-        printf(" ip6 %s/%u", ip6addr_ntoa_r(&cfg.ip6, a6, sizeof(a6)), cfg.prefix6);
+    if (cfg.have_ip6) {
+        ip6addr_ntoa_r(&cfg.ip6, a6, sizeof(a6));
+        for (char *c = a6; *c; c++) /* lwIP prints upper case; RFC 5952 says lower */
+            *c = (char)tolower((unsigned char)*c);
+        printf(" ip6 %s/%u", a6, cfg.prefix6);
+    }
     printf("\n");
 }

@@ -29,6 +29,8 @@
 #define LWIP_IPV6_AUTOCONFIG 0 /* static addresses from the command line */
 #define LWIP_IPV6_DHCP6 0
 #define LWIP_IPV6_FRAG 1
+/* 64-bit pointers do not fit the 8-byte fragment header lwIP reuses for bookkeeping. */
+#define IPV6_FRAG_COPYHEADER 1
 #define LWIP_TCP 1
 #define LWIP_UDP 1
 #define LWIP_RAW 0
