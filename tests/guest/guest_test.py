@@ -502,6 +502,33 @@ def case_hammer_control():
             d.kill()
 
 
+def case_statecheck_pause():
+    """Registers, memory and clock stay consistent across many pause/unpause cycles."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Daemon(tmp, config(guest("statecheck"), "mem=8"))
+        try:
+            check(d.ready == {"ok": True}, f"ready {d.ready!r}")
+            cycles = 0
+            end = time.monotonic() + 8
+            while time.monotonic() < end:
+                time.sleep(0.1 + 0.2 * (cycles % 3) / 2)
+                check(d.request({"cmd": "pause"}) == {"ok": True}, "pause failed")
+                time.sleep(0.02 * (cycles % 4))
+                check(d.request({"cmd": "unpause"}) == {"ok": True}, "unpause failed")
+                cycles += 1
+            time.sleep(1.2)
+            info = d.request({"cmd": "info"})["info"]
+            check(info["state"] == "running", f"state {info['state']} (crashed on a mismatch?)")
+            with open(os.path.join(d.dir, "console.log")) as f:
+                log = f.read()
+            check("MISMATCH" not in log, f"statecheck mismatch after {cycles} pauses: {log[-800:]}")
+            check(log.count("register checks, ok") >= 5, f"too little progress: {log[-500:]!r}")
+            check(d.request({"cmd": "destroy"}) == {"ok": True}, "destroy failed")
+            check(d.wait() == 0, "VMM exit status after destroy")
+        finally:
+            d.kill()
+
+
 def case_sigterm():
     with tempfile.TemporaryDirectory() as tmp:
         d = Daemon(tmp, config(guest("hammer")))
