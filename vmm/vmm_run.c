@@ -81,9 +81,11 @@ static bool handle_exit(struct vmm *vm)
     case KVM_EXIT_IO: {
         uint32_t arg;
         unsigned port = run->io.port;
-        if (run->io.direction != KVM_EXIT_IO_OUT || port < TANDEM_HC_PORT_BASE ||
-            port > TANDEM_HC_PORT(TANDEM_HC_NR_MAX))
+        if (port < TANDEM_HC_PORT_BASE || port > TANDEM_HC_PORT(TANDEM_HC_NR_MAX))
             return vmm_crash(vm, "guest accessed I/O port 0x%x, which is not a hypercall port",
+                             port);
+        if (run->io.direction != KVM_EXIT_IO_OUT)
+            return vmm_crash(vm, "guest read hypercall port 0x%x (hypercalls are out %%eax)",
                              port);
         if (run->io.size != 4 || run->io.count != 1)
             return vmm_crash(vm, "hypercall port 0x%x used with a %u-byte access (need out %%eax)",
