@@ -15,7 +15,7 @@ sh "$(dirname "$0")/../kvstore/bench-native.sh" "$BUILD" 5
 # guest vs host memory bandwidth. Needs /dev/kvm and the plain build's guest images.
 echo "== tandem-vmm"
 if [ -r /dev/kvm ] && [ -x "$BUILD/bench/bench_hypercall" ]; then
-    "$BUILD/bench/bench_hypercall" "$BUILD/vmm/tandem-vmm" "$BUILD/guest" 5
+    "$BUILD/bench/bench_hypercall" "$BUILD/vmm/tandem-vmm" "$BUILD/guest" 5 "$BUILD/cli/tandem"
     "$BUILD/bench/bench_membw" "$BUILD/vmm/tandem-vmm" "$BUILD/guest" 64 10
 else
     echo "skipped: /dev/kvm or $BUILD/bench/bench_hypercall missing"
