@@ -10,8 +10,10 @@ IP=10.99.0.100
 IP6=fd99::100
 # Let the client learn neighbours from unsolicited announcements, to see the guest's own.
 on_host client sysctl -qw net.ipv4.conf.br0.arp_accept=1 || fail "sysctl arp_accept"
+# (Linux creates entries from unsolicited NAs only as a router, RFC 9131: forwarding on.)
 if on_host client test -e /proc/sys/net/ipv6/conf/br0/accept_untracked_na; then
-    on_host client sysctl -qw net.ipv6.conf.br0.accept_untracked_na=1 && NA_CHECK=1
+    on_host client sysctl -qw net.ipv6.conf.br0.forwarding=1 \
+        net.ipv6.conf.br0.accept_untracked_na=1 && NA_CHECK=1
 fi
 on_host primary "$T" create "$NG_EXAMPLES/echo.cfg" "kernel=\"$G/echo.elf\"" \
     "extra=\"ip=$IP/24 ip6=$IP6/64 port=7\"" 'vif=["bridge=br0"]' ||
