@@ -29,7 +29,7 @@ const struct cli_cmd cli_commands[] = {
     {"domname", cmd_domname, "ID", "Print the name of the domain with id ID.", "", 0},
     {"rename", cmd_rename, "DOM NEWNAME",
      "Rename a domain (refused if another domain has NEWNAME).", "", 0},
-    {"config-check", cmd_config_check, "FILE",
+    {"config-check", cmd_config_check, "FILE [KEY=VALUE...]",
      "Parse an xl.cfg file and print every setting (name, operator, value, line) as JSON.", "", 0},
     {"block-attach", cmd_block_attach, "DOM SPEC...",
      "Attach a disk described by an xl disk spec (each SPEC word adds to the same disk).",

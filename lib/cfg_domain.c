@@ -23,7 +23,8 @@ static const char *const known_options[] = {
 /* Prefix "FILE:LINE: OPTION: " to the message already recorded. */
 static int opt_error(tandem_ctx *ctx, const tandem_cfg *cfg, const char *opt, int rc)
 {
-    tandem_error_prefix(ctx, "%s:%d: %s", tandem_cfg_source(cfg), tandem_cfg_line(cfg, opt), opt);
+    tandem_error_prefix(ctx, "%s:%d: %s", tandem_cfg_source_of(cfg, opt), tandem_cfg_line(cfg, opt),
+                        opt);
     return rc;
 }
 

@@ -75,6 +75,8 @@ def run_meson_suite(tally, layer, build, suite, timeout_mult):
         for line in f:
             rec = json.loads(line)
             name = rec["name"]
+            # meson names tests "project:suite / name"; the layer already says the suite.
+            name = name.split(" / ", 1)[-1]
             res = rec["result"]
             out = rec.get("stdout") or ""
             err = rec.get("stderr") or ""

@@ -40,7 +40,11 @@ static int teardown(void **state)
 static int convert(struct fixture *f, const char *text)
 {
     tandem_cfg *cfg = NULL;
-    int rc = tandem_cfg_parse_string(f->ctx, "t.cfg", text, strlen(text), &cfg);
+    int rc;
+
+    tandem_domain_config_dispose(&f->cfg); /* expect_error converts several texts in one test */
+    tandem_domain_config_init(&f->cfg);
+    rc = tandem_cfg_parse_string(f->ctx, "t.cfg", text, strlen(text), &cfg);
     if (rc == 0)
         rc = tandem_domain_config_from_cfg(f->ctx, cfg, &f->cfg);
     tandem_cfg_free(cfg);
