@@ -182,6 +182,14 @@ int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const 
                        json_t *extra, json_t **reply);
 
 /*
+ * The same with file descriptors attached (SCM_RIGHTS; the caller keeps
+ * its copies) and a timeout in milliseconds (<= 0: the default). For
+ * commands that hand the VMM a stream (save, migrate, Remus).
+ */
+int tdm_domain_request_ex(tandem_ctx *ctx, const char *root, uint32_t domid, const char *cmd,
+                          json_t *extra, int *fds, int nfds, int timeout_ms, json_t **reply);
+
+/*
  * Wait until pid is gone (tdm_pid_alive false) or timeout_ms passes.
  * 1 if it is gone, 0 on timeout.
  */

@@ -60,6 +60,12 @@ static int gone_error(tandem_ctx *ctx, const char *root, uint32_t domid, const c
 int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const char *cmd,
                        json_t *extra, json_t **reply)
 {
+    return tdm_domain_request_ex(ctx, root, domid, cmd, extra, NULL, 0, 0, reply);
+}
+
+int tdm_domain_request_ex(tandem_ctx *ctx, const char *root, uint32_t domid, const char *cmd,
+                          json_t *extra, int *fds, int nfds, int timeout_ms, json_t **reply)
+{
     char *label = tdm_domain_label(root, domid), *dir = tdm_domain_path(root, domid, NULL);
     json_t *req = NULL;
     pid_t pid = 0;
@@ -85,7 +91,9 @@ int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const 
     case TDM_DOM_LIVE:
         break;
     }
-    rc = tdm_control_call(ctx, dir, req, reply, NULL, 0);
+    if (timeout_ms <= 0)
+        timeout_ms = tdm_env_ms("TANDEM_CONTROL_TIMEOUT_MS", TDM_CONTROL_TIMEOUT_MS);
+    rc = tdm_control_call_timeout(ctx, dir, req, reply, fds, nfds, timeout_ms);
     if (rc && rc != TANDEM_ERR_FAIL && rc != TANDEM_ERR_TIMEOUT && rc != TANDEM_ERR_NOMEM) {
         /*
          * A VMM that is exiting closes its socket before its pid file goes:

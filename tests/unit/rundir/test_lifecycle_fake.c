@@ -390,6 +390,17 @@ static void test_control_fd_passing_and_errors(void **state)
     close(p[0]);
     close(p[1]);
 
+    /* The same through the domain-level request, as save/migrate will use it. */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(
+        tdm_domain_request_ex(f->ctx, f->root, id, "write-fd", NULL, &p[1], 1, 2000, &reply), 0);
+    json_decref(reply);
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(read(p[0], buf, sizeof(buf) - 1), 5);
+    assert_string_equal(buf, "fd-ok");
+    close(p[0]);
+    close(p[1]);
+
     req = json_pack("{s:s}", "cmd", "garbage");
     assert_int_equal(tdm_control_call(f->ctx, dir, req, &reply, NULL, 0), TANDEM_ERR_PROTO);
     assert_error_has(f->ctx, "is not a JSON object");
