@@ -1,5 +1,4 @@
-/* Operations on existing domains: lookup, info, config, pause, unpause, destroy, rename, console.
- */
+/* Operations on existing domains: lookup, info, config, pause, destroy, rename, console. */
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
