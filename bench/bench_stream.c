@@ -289,8 +289,7 @@ int main(int argc, char **argv)
     printf("bench_stream: page cache writes/reads of %s (no fsync), 4 MiB raw chunks\n", file);
     for (int i = 1; i < argc || i == 1; i++) {
         size_t mib = argc > 1 ? strtoul(argv[i], NULL, 10) : 256;
-        if (mib == 0)
-            {
+        if (mib == 0) {
             fprintf(stderr, "bench_stream: sizes are MiB counts, e.g. 256 1024\n");
             return 2;
         }

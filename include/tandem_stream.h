@@ -279,8 +279,8 @@ typedef int (*tandem_stream_extent_fn)(uint32_t disk, uint32_t sector_size,
 int tandem_stream_decode_disk(tandem_stream_reader *r, const struct tandem_stream_record *rec,
                               tandem_stream_extent_fn fn, void *opaque);
 
-int tandem_stream_decode_checkpoint(tandem_stream_reader *r,
-                                    const struct tandem_stream_record *rec, uint64_t *epoch);
+int tandem_stream_decode_checkpoint(tandem_stream_reader *r, const struct tandem_stream_record *rec,
+                                    uint64_t *epoch);
 int tandem_stream_decode_heartbeat(tandem_stream_reader *r, const struct tandem_stream_record *rec,
                                    uint64_t *seq, uint64_t *mono_ns);
 
@@ -315,11 +315,11 @@ int tandem_stream_order_finish(tandem_stream_reader *r, struct tandem_stream_ord
 
 struct tandem_stream_summary {
     struct tandem_stream_header header;
-    uint64_t bytes;        /* stream length, header included */
-    uint64_t records;      /* records read, skipped ones included */
-    uint64_t skipped;      /* unknown skippable records */
+    uint64_t bytes;   /* stream length, header included */
+    uint64_t records; /* records read, skipped ones included */
+    uint64_t skipped; /* unknown skippable records */
     uint64_t page_batches;
-    uint64_t pages;        /* page entries, zero ones included */
+    uint64_t pages; /* page entries, zero ones included */
     uint64_t zero_pages;
     uint64_t max_pfn;      /* highest pfn in any batch (0 if none) */
     uint64_t vcpus;        /* VCPU_STATE records in the last state */
@@ -327,7 +327,7 @@ struct tandem_stream_summary {
     uint64_t disk_extents; /* DISK_WRITES extents, all states */
     uint64_t checkpoints;
     uint64_t last_epoch;
-    char *config_json;     /* DOMAIN_CONFIG text (malloc'd), NULL before a successful validate */
+    char *config_json; /* DOMAIN_CONFIG text (malloc'd), NULL before a successful validate */
 };
 /* Free what a summary owns and zero it; idempotent. */
 void tandem_stream_summary_dispose(struct tandem_stream_summary *s);

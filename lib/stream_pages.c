@@ -1,17 +1,17 @@
-/* PAGE_BATCH records: zero-page elision, lz4/zstd compression, and decoding with validation first. */
+/* PAGE_BATCH records: zero-page elision, lz4/zstd compression, and decoding with validation first.
+ */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <lz4.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "stream_internal.h"
 
-/* True when the page is all zeros; random pages leave at the first word, zero ones take one pass. */
+/* True when the page is all zeros; random pages leave at the first word, zero ones take one pass.
+ */
 static int page_is_zero(const void *p, size_t size)
 {
     const uint64_t *q = p;
@@ -198,8 +198,8 @@ static int batch_check(tandem_stream_reader *r, const struct tandem_stream_recor
                                 (unsigned long long)nonzero, (unsigned long long)ps);
     if (*comp == TANDEM_COMPRESS_NONE && *data_len != *raw_len)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                "uncompressed data length %u differs from raw length %u",
-                                *data_len, *raw_len);
+                                "uncompressed data length %u differs from raw length %u", *data_len,
+                                *raw_len);
     if (*comp != TANDEM_COMPRESS_NONE && *raw_len == 0)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "compressed batch with no data");
     return 0;
@@ -217,8 +217,10 @@ int tandem_stream_decode_pages(tandem_stream_reader *r, const struct tandem_stre
     if (rec->type != TANDEM_REC_PAGE_BATCH)
         return stream_rec_error(r, rec, TANDEM_ERR_INVAL, "not a PAGE_BATCH record");
     if (rec->length < STREAM_BATCH_HDR_LEN)
-        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "%u bytes, shorter than the 16-byte "
-                                "batch header", rec->length);
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
+                                "%u bytes, shorter than the 16-byte "
+                                "batch header",
+                                rec->length);
     if ((rc = batch_check(r, rec, b, &count, &comp, &data_len, &raw_len)) < 0)
         return rc;
     data = b + STREAM_BATCH_HDR_LEN + 8ull * count;
@@ -323,8 +325,8 @@ int stream_batch_into(tandem_stream_reader *r, struct tandem_stream_record *rec,
     put_le32(head, rec->type);
     put_le32(head + 4, rec->length);
     XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, head, 8);
-    XXH3_64bits_update(&st, b, have);
+    stream_xxh3_update(&st, head, 8);
+    stream_xxh3_update(&st, b, have);
     int niov = 0;
     for (uint32_t i = 0; i <= count; i++) {
         if (niov == STREAM_MAX_IOV || (i == count && niov > 0)) {
@@ -354,7 +356,7 @@ int stream_batch_into(tandem_stream_reader *r, struct tandem_stream_record *rec,
                 while (m > 0 && niov > 0) {
                     size_t take = (size_t)m < iov[0].iov_len ? (size_t)m : iov[0].iov_len;
                     /* Hash what has landed, in stream order. */
-                    XXH3_64bits_update(&st, iov[0].iov_base, take);
+                    stream_xxh3_update(&st, iov[0].iov_base, take);
                     iov[0].iov_base = (uint8_t *)iov[0].iov_base + take;
                     iov[0].iov_len -= take;
                     m -= (ssize_t)take;

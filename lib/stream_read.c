@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "stream_internal.h"
@@ -118,7 +117,8 @@ int tandem_stream_read_header(tandem_stream_reader *r, struct tandem_stream_head
         n = tandem_error(r->ctx, TANDEM_ERR_PROTO, "stream offset 8: format version 0 is invalid");
         goto fail;
     }
-    if (get_le64(h + STREAM_HDR_CSUM_OFF) != XXH3_64bits(h, STREAM_HDR_CSUM_OFF) && !STREAM_FUZZ_NO_CSUM) {
+    if (get_le64(h + STREAM_HDR_CSUM_OFF) != stream_xxh3(h, STREAM_HDR_CSUM_OFF) &&
+        !STREAM_FUZZ_NO_CSUM) {
         n = tandem_error(r->ctx, TANDEM_ERR_PROTO, "stream offset 24: header checksum mismatch");
         goto fail;
     }
@@ -275,8 +275,7 @@ int tandem_stream_next_into(tandem_stream_reader *r, struct tandem_stream_record
 
 /* ------------------------------------------------------------------ decoders */
 
-static int want_type(tandem_stream_reader *r, const struct tandem_stream_record *rec,
-                     uint32_t type)
+static int want_type(tandem_stream_reader *r, const struct tandem_stream_record *rec, uint32_t type)
 {
     if (rec->type != type)
         return stream_rec_error(r, rec, TANDEM_ERR_INVAL, "decoded as %s",
@@ -307,9 +306,9 @@ int tandem_stream_decode_config(tandem_stream_reader *r, const struct tandem_str
     if (!root)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "config is not JSON: %s at line %d",
                                 jerr.text, jerr.line);
-    rc = json_is_object(root) ? 0
-                              : stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                                 "config is JSON but not an object");
+    rc = json_is_object(root)
+             ? 0
+             : stream_rec_error(r, rec, TANDEM_ERR_PROTO, "config is JSON but not an object");
     json_decref(root);
     if (rc == 0) {
         *json = rec->body;
@@ -462,13 +461,15 @@ int tandem_stream_decode_disk(tandem_stream_reader *r, const struct tandem_strea
                                     "disk %u: extent %u is empty or has reserved bits", disk, i);
         if ((uint64_t)n * ss > rec->length - off - 16)
             return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                    "disk %u: extent %u data (%u sectors) runs past the body",
-                                    disk, i, n);
+                                    "disk %u: extent %u data (%u sectors) runs past the body", disk,
+                                    i, n);
         off += 16 + (uint64_t)n * ss;
     }
     if (off != rec->length)
-        return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "disk %u: %llu bytes left after %u "
-                                "extents", disk, (unsigned long long)(rec->length - off), count);
+        return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
+                                "disk %u: %llu bytes left after %u "
+                                "extents",
+                                disk, (unsigned long long)(rec->length - off), count);
     if (!fn)
         return 0;
     off = 16;
@@ -481,8 +482,8 @@ int tandem_stream_decode_disk(tandem_stream_reader *r, const struct tandem_strea
     return 0;
 }
 
-int tandem_stream_decode_checkpoint(tandem_stream_reader *r,
-                                    const struct tandem_stream_record *rec, uint64_t *epoch)
+int tandem_stream_decode_checkpoint(tandem_stream_reader *r, const struct tandem_stream_record *rec,
+                                    uint64_t *epoch)
 {
     int rc;
 
@@ -525,8 +526,8 @@ void tandem_stream_order_dispose(struct tandem_stream_order *o)
 static int enter_phase(tandem_stream_reader *r, struct tandem_stream_order *o,
                        const struct tandem_stream_record *rec, int phase)
 {
-    static const char *const names[] = {"start", "PAGE_BATCH", "VCPU_STATE", "CLOCK",
-                                        "DEVICE_STATE", "DISK_WRITES"};
+    static const char *const names[] = {"start", "PAGE_BATCH",   "VCPU_STATE",
+                                        "CLOCK", "DEVICE_STATE", "DISK_WRITES"};
     if (o->phase > phase)
         return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "out of order: %s after %s in one state",
                                 names[phase], names[o->phase]);
@@ -581,16 +582,14 @@ int tandem_stream_order_check(tandem_stream_reader *r, struct tandem_stream_orde
     case TANDEM_REC_DISK_WRITES:
         if (o->phase < PH_CLOCK)
             return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "must follow the state's CLOCK");
-        rc = enter_phase(r, o, rec,
-                         rec->type == TANDEM_REC_DEVICE_STATE ? PH_DEVICE : PH_DISK);
+        rc = enter_phase(r, o, rec, rec->type == TANDEM_REC_DEVICE_STATE ? PH_DEVICE : PH_DISK);
         break;
     case TANDEM_REC_CHECKPOINT:
         if (o->phase < PH_CLOCK)
             return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
                                     "CHECKPOINT before the state's VCPU_STATE and CLOCK");
         if (o->kind != TANDEM_STREAM_CHECKPOINTED && o->checkpoints > 0)
-            return stream_rec_error(r, rec, TANDEM_ERR_PROTO,
-                                    "a second CHECKPOINT in a %s stream",
+            return stream_rec_error(r, rec, TANDEM_ERR_PROTO, "a second CHECKPOINT in a %s stream",
                                     o->kind == TANDEM_STREAM_LIVE ? "live" : "save");
         if (o->have_epoch && value <= o->last_epoch)
             return stream_rec_error(r, rec, TANDEM_ERR_PROTO,

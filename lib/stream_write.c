@@ -6,8 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "stream_internal.h"
@@ -17,15 +15,24 @@ static const uint8_t zero_pad[8];
 const char *tandem_stream_rec_name(uint32_t type)
 {
     switch (type) {
-    case TANDEM_REC_DOMAIN_CONFIG: return "DOMAIN_CONFIG";
-    case TANDEM_REC_PAGE_BATCH: return "PAGE_BATCH";
-    case TANDEM_REC_VCPU_STATE: return "VCPU_STATE";
-    case TANDEM_REC_CLOCK: return "CLOCK";
-    case TANDEM_REC_DEVICE_STATE: return "DEVICE_STATE";
-    case TANDEM_REC_DISK_WRITES: return "DISK_WRITES";
-    case TANDEM_REC_CHECKPOINT: return "CHECKPOINT";
-    case TANDEM_REC_END: return "END";
-    case TANDEM_REC_HEARTBEAT: return "HEARTBEAT";
+    case TANDEM_REC_DOMAIN_CONFIG:
+        return "DOMAIN_CONFIG";
+    case TANDEM_REC_PAGE_BATCH:
+        return "PAGE_BATCH";
+    case TANDEM_REC_VCPU_STATE:
+        return "VCPU_STATE";
+    case TANDEM_REC_CLOCK:
+        return "CLOCK";
+    case TANDEM_REC_DEVICE_STATE:
+        return "DEVICE_STATE";
+    case TANDEM_REC_DISK_WRITES:
+        return "DISK_WRITES";
+    case TANDEM_REC_CHECKPOINT:
+        return "CHECKPOINT";
+    case TANDEM_REC_END:
+        return "END";
+    case TANDEM_REC_HEARTBEAT:
+        return "HEARTBEAT";
     }
     return "unknown";
 }
@@ -144,8 +151,7 @@ int stream_w_pad(tandem_stream_writer *w, size_t len)
     return stream_w_copy(w, zero_pad, stream_pad8(len) - len);
 }
 
-void stream_rec_header(uint8_t hdr[STREAM_REC_HDR_LEN], uint32_t type, uint32_t len,
-                       uint64_t csum)
+void stream_rec_header(uint8_t hdr[STREAM_REC_HDR_LEN], uint32_t type, uint32_t len, uint64_t csum)
 {
     put_le32(hdr, type);
     put_le32(hdr + 4, len);
@@ -160,9 +166,9 @@ uint64_t stream_rec_csum(uint32_t type, uint32_t len, const struct iovec *parts,
     put_le32(head, type);
     put_le32(head + 4, len);
     XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, head, sizeof(head));
+    stream_xxh3_update(&st, head, sizeof(head));
     for (int i = 0; i < nparts; i++)
-        XXH3_64bits_update(&st, parts[i].iov_base, parts[i].iov_len);
+        stream_xxh3_update(&st, parts[i].iov_base, parts[i].iov_len);
     return XXH3_64bits_digest(&st);
 }
 
@@ -177,11 +183,11 @@ static int write_parts(tandem_stream_writer *w, uint32_t type, const struct iove
     for (int i = 0; i < nparts; i++)
         len += parts[i].iov_len;
     if (len > TANDEM_STREAM_MAX_RECORD)
-        return tandem_error(w->ctx, TANDEM_ERR_INVAL,
-                            "%s record of %llu bytes is over the %u-byte limit",
-                            tandem_stream_rec_name(type), (unsigned long long)len,
-                            TANDEM_STREAM_MAX_RECORD);
-    stream_rec_header(hdr, type, (uint32_t)len, stream_rec_csum(type, (uint32_t)len, parts, nparts));
+        return tandem_error(
+            w->ctx, TANDEM_ERR_INVAL, "%s record of %llu bytes is over the %u-byte limit",
+            tandem_stream_rec_name(type), (unsigned long long)len, TANDEM_STREAM_MAX_RECORD);
+    stream_rec_header(hdr, type, (uint32_t)len,
+                      stream_rec_csum(type, (uint32_t)len, parts, nparts));
     rc = stream_w_copy(w, hdr, sizeof(hdr));
     for (int i = 0; i < nparts && rc == 0; i++)
         rc = stream_w_copy(w, parts[i].iov_base, parts[i].iov_len);
@@ -190,8 +196,7 @@ static int write_parts(tandem_stream_writer *w, uint32_t type, const struct iove
     return rc;
 }
 
-int tandem_stream_write_record(tandem_stream_writer *w, uint32_t type, const void *body,
-                               size_t len)
+int tandem_stream_write_record(tandem_stream_writer *w, uint32_t type, const void *body, size_t len)
 {
     struct iovec part = {(void *)body, len};
 
@@ -218,8 +223,10 @@ int tandem_stream_writer_open(tandem_ctx *ctx, int fd, const struct tandem_strea
         goto out;
     }
     if (params->kind > TANDEM_STREAM_CHECKPOINTED) {
-        rc = tandem_error(ctx, TANDEM_ERR_INVAL, "stream kind %u is not 0 (save), 1 (live) or "
-                          "2 (checkpointed)", params->kind);
+        rc = tandem_error(ctx, TANDEM_ERR_INVAL,
+                          "stream kind %u is not 0 (save), 1 (live) or "
+                          "2 (checkpointed)",
+                          params->kind);
         goto out;
     }
     if (params->compression > TANDEM_COMPRESS_ZSTD) {
@@ -248,7 +255,7 @@ int tandem_stream_writer_open(tandem_ctx *ctx, int fd, const struct tandem_strea
     put_le32(hdr + 12, ps);
     put_le32(hdr + 16, flags);
     put_le32(hdr + 20, 0);
-    put_le64(hdr + STREAM_HDR_CSUM_OFF, XXH3_64bits(hdr, STREAM_HDR_CSUM_OFF));
+    put_le64(hdr + STREAM_HDR_CSUM_OFF, stream_xxh3(hdr, STREAM_HDR_CSUM_OFF));
     rc = stream_w_copy(w, hdr, sizeof(hdr));
     if (rc < 0)
         goto out;
@@ -288,15 +295,23 @@ int tandem_stream_write_config(tandem_stream_writer *w, const char *json, size_t
 static long vcpu_tag_len(uint32_t tag)
 {
     switch (tag) {
-    case TANDEM_VCPU_REGS: return 144;
-    case TANDEM_VCPU_SREGS: return 312;
-    case TANDEM_VCPU_SREGS2: return 320;
-    case TANDEM_VCPU_XCRS: return 392;
-    case TANDEM_VCPU_EVENTS: return 64;
-    case TANDEM_VCPU_DEBUGREGS: return 128;
-    case TANDEM_VCPU_MP_STATE: return 4;
+    case TANDEM_VCPU_REGS:
+        return 144;
+    case TANDEM_VCPU_SREGS:
+        return 312;
+    case TANDEM_VCPU_SREGS2:
+        return 320;
+    case TANDEM_VCPU_XCRS:
+        return 392;
+    case TANDEM_VCPU_EVENTS:
+        return 64;
+    case TANDEM_VCPU_DEBUGREGS:
+        return 128;
+    case TANDEM_VCPU_MP_STATE:
+        return 4;
     case TANDEM_VCPU_XSAVE:
-    case TANDEM_VCPU_MSRS: return 0;
+    case TANDEM_VCPU_MSRS:
+        return 0;
     }
     return -1;
 }
@@ -304,15 +319,24 @@ static long vcpu_tag_len(uint32_t tag)
 const char *stream_vcpu_tag_name(uint32_t tag)
 {
     switch (tag) {
-    case TANDEM_VCPU_REGS: return "REGS";
-    case TANDEM_VCPU_SREGS: return "SREGS";
-    case TANDEM_VCPU_SREGS2: return "SREGS2";
-    case TANDEM_VCPU_XSAVE: return "XSAVE";
-    case TANDEM_VCPU_XCRS: return "XCRS";
-    case TANDEM_VCPU_MSRS: return "MSRS";
-    case TANDEM_VCPU_EVENTS: return "VCPU_EVENTS";
-    case TANDEM_VCPU_DEBUGREGS: return "DEBUGREGS";
-    case TANDEM_VCPU_MP_STATE: return "MP_STATE";
+    case TANDEM_VCPU_REGS:
+        return "REGS";
+    case TANDEM_VCPU_SREGS:
+        return "SREGS";
+    case TANDEM_VCPU_SREGS2:
+        return "SREGS2";
+    case TANDEM_VCPU_XSAVE:
+        return "XSAVE";
+    case TANDEM_VCPU_XCRS:
+        return "XCRS";
+    case TANDEM_VCPU_MSRS:
+        return "MSRS";
+    case TANDEM_VCPU_EVENTS:
+        return "VCPU_EVENTS";
+    case TANDEM_VCPU_DEBUGREGS:
+        return "DEBUGREGS";
+    case TANDEM_VCPU_MP_STATE:
+        return "MP_STATE";
     }
     return "unknown";
 }
@@ -348,8 +372,8 @@ int tandem_stream_write_vcpu(tandem_stream_writer *w, uint32_t vcpu_id,
     uint8_t head[8];
 
     if (n > 64) {
-        rc = tandem_error(w->ctx, TANDEM_ERR_INVAL, "vCPU %u: %zu sub-blocks (at most 64)",
-                          vcpu_id, n);
+        rc = tandem_error(w->ctx, TANDEM_ERR_INVAL, "vCPU %u: %zu sub-blocks (at most 64)", vcpu_id,
+                          n);
         goto out;
     }
     parts = calloc(1 + 3 * n, sizeof(*parts));
@@ -364,9 +388,9 @@ int tandem_stream_write_vcpu(tandem_stream_writer *w, uint32_t vcpu_id,
     for (size_t i = 0; i < n; i++) {
         const char *why = stream_vcpu_block_problem(blocks[i].tag, blocks[i].len, blocks[i].data);
         if (why) {
-            rc = tandem_error(w->ctx, TANDEM_ERR_INVAL, "vCPU %u sub-block %s (tag %u, %u bytes): %s",
-                              vcpu_id, stream_vcpu_tag_name(blocks[i].tag), blocks[i].tag,
-                              blocks[i].len, why);
+            rc = tandem_error(
+                w->ctx, TANDEM_ERR_INVAL, "vCPU %u sub-block %s (tag %u, %u bytes): %s", vcpu_id,
+                stream_vcpu_tag_name(blocks[i].tag), blocks[i].tag, blocks[i].len, why);
             goto out;
         }
         put_le32(heads + 8 * i, blocks[i].tag);
@@ -375,7 +399,8 @@ int tandem_stream_write_vcpu(tandem_stream_writer *w, uint32_t vcpu_id,
         if (blocks[i].len)
             parts[np++] = (struct iovec){(void *)blocks[i].data, blocks[i].len};
         if (stream_pad8(blocks[i].len) != blocks[i].len)
-            parts[np++] = (struct iovec){(void *)zero_pad, stream_pad8(blocks[i].len) - blocks[i].len};
+            parts[np++] =
+                (struct iovec){(void *)zero_pad, stream_pad8(blocks[i].len) - blocks[i].len};
     }
     rc = write_parts(w, TANDEM_REC_VCPU_STATE, parts, np);
 out:
@@ -421,8 +446,8 @@ int tandem_stream_write_disk(tandem_stream_writer *w, uint32_t disk, uint32_t se
         goto out;
     }
     if (n == 0 || n > (1u << 20)) {
-        rc = tandem_error(w->ctx, TANDEM_ERR_INVAL, "disk %u: %zu extents (want 1..1048576)",
-                          disk, n);
+        rc = tandem_error(w->ctx, TANDEM_ERR_INVAL, "disk %u: %zu extents (want 1..1048576)", disk,
+                          n);
         goto out;
     }
     parts = calloc(1 + 2 * n, sizeof(*parts));
@@ -438,8 +463,9 @@ int tandem_stream_write_disk(tandem_stream_writer *w, uint32_t disk, uint32_t se
     parts[np++] = (struct iovec){head, 16};
     for (size_t i = 0; i < n; i++) {
         if (ext[i].count == 0) {
-            rc = tandem_error(w->ctx, TANDEM_ERR_INVAL, "disk %u extent %zu at sector %llu is empty",
-                              disk, i, (unsigned long long)ext[i].sector);
+            rc =
+                tandem_error(w->ctx, TANDEM_ERR_INVAL, "disk %u extent %zu at sector %llu is empty",
+                             disk, i, (unsigned long long)ext[i].sector);
             goto out;
         }
         put_le64(heads + 16 * i, ext[i].sector);

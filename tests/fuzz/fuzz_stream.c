@@ -1,4 +1,5 @@
-/* libFuzzer target for the stream reader: tandem_stream_validate() over arbitrary bytes in a memfd. */
+/* libFuzzer target for the stream reader: tandem_stream_validate() over arbitrary bytes in a memfd.
+ */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

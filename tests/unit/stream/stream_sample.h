@@ -1,4 +1,5 @@
-/* Builds small valid streams of every record type, for the stream unit tests and corpus generator. */
+/* Builds small valid streams of every record type, for the stream unit tests and corpus generator.
+ */
 #ifndef TANDEM_TEST_STREAM_SAMPLE_H
 #define TANDEM_TEST_STREAM_SAMPLE_H
 
@@ -111,9 +112,8 @@ static inline int sample_state(tandem_stream_writer *w, struct sample_layout *l,
 static inline int sample_stream(tandem_ctx *ctx, int fd, int states, uint32_t compression,
                                 struct sample_layout *l)
 {
-    struct tandem_stream_params p = {SAMPLE_PS,
-                                     states > 1 ? TANDEM_STREAM_CHECKPOINTED : TANDEM_STREAM_SAVE,
-                                     compression, 0};
+    struct tandem_stream_params p = {
+        SAMPLE_PS, states > 1 ? TANDEM_STREAM_CHECKPOINTED : TANDEM_STREAM_SAVE, compression, 0};
     tandem_stream_writer *w = NULL;
     int rc;
 

@@ -1,4 +1,5 @@
-/* Unit tests of the checkpoint stream: round trips, wire bytes at documented offsets, corruption. */
+/* Unit tests of the checkpoint stream: round trips, wire bytes at documented offsets, corruption.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -628,8 +629,10 @@ static void test_oversize_length(void **state)
     assert_int_equal(tandem_stream_next(r, &rec), 0);
     assert_int_equal(tandem_stream_next(r, &rec), TANDEM_ERR_PROTO);
     char want[128];
-    snprintf(want, sizeof(want), "stream offset %llu, record 2 (PAGE_BATCH): length 4294967280 is "
-             "over the 67108864-byte limit", (unsigned long long)l.rec_off[1]);
+    snprintf(want, sizeof(want),
+             "stream offset %llu, record 2 (PAGE_BATCH): length 4294967280 is "
+             "over the 67108864-byte limit",
+             (unsigned long long)l.rec_off[1]);
     assert_msg_has(want);
     /* Only the record header was consumed. */
     assert_int_equal(tandem_stream_offset(r), l.rec_off[1] + 16);
@@ -809,7 +812,8 @@ static void test_corrupt_compressed(void **state)
     assert_int_equal(batch_with(0, page, 4088, 4088, 7), TANDEM_ERR_PROTO);
 }
 
-/* ------------------------------------------------------------------ order rules and writer checks */
+/* ------------------------------------------------------------------ order rules and writer checks
+ */
 
 static void test_order_rules(void **state)
 {
@@ -820,9 +824,11 @@ static void test_order_rules(void **state)
     size_t pos;
     uint8_t ck[8];
 
-    /* Records: 0 config, 1 pages, 2-3 vcpu, 4 clock, 5-6 device, 7 disk, 8 checkpoint, 9 hb, 10 end. */
+    /* Records: 0 config, 1 pages, 2-3 vcpu, 4 clock, 5-6 device, 7 disk, 8 checkpoint, 9 hb, 10
+     * end. */
 #define SPAN(i, j) b + l.rec_off[i], (j < l.nrec ? l.rec_off[j] : len) - l.rec_off[i]
-#define ADD(i, j) (memcpy(o + pos, SPAN(i, j)), pos += (j < l.nrec ? l.rec_off[j] : len) - l.rec_off[i])
+#define ADD(i, j)                                                                                  \
+    (memcpy(o + pos, SPAN(i, j)), pos += (j < l.nrec ? l.rec_off[j] : len) - l.rec_off[i])
     /* Pages before the config. */
     memcpy(o, b, 32);
     pos = 32;
@@ -974,8 +980,8 @@ static void test_reader_stops_at_end(void **state)
     free(b);
 }
 
-
-/* ------------------------------------------------------------------ pages straight to guest memory */
+/* ------------------------------------------------------------------ pages straight to guest memory
+ */
 
 #define GUEST_PAGES 64
 
@@ -1021,8 +1027,8 @@ static void test_next_into(void **state)
         g.limit = GUEST_PAGES;
         assert_int_equal(read_into(fd, &g), 0);
         for (uint64_t pfn = 0; pfn < GUEST_PAGES; pfn++) {
-            int touched = pfn == 11 || pfn == 12 || pfn == 13 || pfn == 21 || pfn == 22 ||
-                          pfn == 23;
+            int touched =
+                pfn == 11 || pfn == 12 || pfn == 13 || pfn == 21 || pfn == 22 || pfn == 23;
             if (touched)
                 sample_page(want, pfn, pfn % 10 == 2);
             else
@@ -1109,8 +1115,7 @@ static void pipe_roundtrip(int reverse)
         batches++;
     }
     for (int i = 0; i < N; i++)
-        if (memcmp(dst + (size_t)pfns[i] * SAMPLE_PS, mem + (size_t)i * SAMPLE_PS,
-                   SAMPLE_PS) != 0)
+        if (memcmp(dst + (size_t)pfns[i] * SAMPLE_PS, mem + (size_t)i * SAMPLE_PS, SAMPLE_PS) != 0)
             fail_msg("page %d differs", i);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -1230,7 +1235,8 @@ static void test_decode_vcpu(void **state)
     /* An unknown tag without bit 31. */
     wle32(b + 8 + 152 + 320, 0x42);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("vCPU 7: sub-block 2 (unknown, tag 0x42, 13 bytes): unknown sub-block tag");
 
     /* Missing MP_STATE; a tag twice; wrong XSAVE size; MSRS count and length disagree. */
@@ -1238,34 +1244,40 @@ static void test_decode_vcpu(void **state)
     off = sub(b, 8, TANDEM_VCPU_REGS, 144, 1);
     off = sub(b, off, TANDEM_VCPU_SREGS2, 320, 2);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("lacks REGS, SREGS/SREGS2 or MP_STATE");
     wle32(b + 4, 3);
     off = sub(b, off, TANDEM_VCPU_REGS, 144, 1);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("sub-block REGS appears twice");
     wle32(b + 4, 1);
     off = sub(b, 8, TANDEM_VCPU_XSAVE, 4000, 1);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("XSAVE length not a multiple of 64");
     off = sub(b, 8, TANDEM_VCPU_MSRS, 8 + 16 * 3, 0);
     wle32(b + 16, 4);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("MSRS length is not 8 + 16 x count");
 
     /* Sub-block length running past the body; block count lying about the body. */
     off = sub(b, 8, TANDEM_VCPU_MP_STATE, 4, 0);
     wle32(b + 12, 400);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("runs past the body");
     wle32(b + 12, 4);
     wle32(b + 4, 0);
     rec = raw_record(TANDEM_REC_VCPU_STATE, b, off);
-    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL), TANDEM_ERR_PROTO);
+    assert_int_equal(tandem_stream_decode_vcpu(raw_reader, &rec, &id, NULL, NULL),
+                     TANDEM_ERR_PROTO);
     assert_msg_has("16 bytes left after 0 sub-blocks");
     /* Decoding as the wrong type. */
     assert_int_equal(tandem_stream_decode_clock(raw_reader, &rec, &(struct tandem_stream_clock){0}),
