@@ -18,7 +18,8 @@ lc_skip() {
     exit 77
 }
 
-# Kill every VMM of our runtime dir and remove it (EXIT trap).
+# Kill every VMM of our runtime dir and remove it (EXIT trap). VMMs are found by their
+# pid files and, for ones whose folder is already gone, by their --domain-dir under our root.
 lc_cleanup() {
     local pidf pid
     [ -n "${TANDEM_RUNDIR:-}" ] && [ -d "$TANDEM_RUNDIR" ] || return 0
@@ -27,6 +28,10 @@ lc_cleanup() {
         pid=$(cat "$pidf" 2>/dev/null)
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     done
+    for pid in $(pgrep -f -- "--domain-dir $TANDEM_RUNDIR/domains/"); do
+        kill -9 "$pid" 2>/dev/null
+    done
+    sleep 0.1
     rm -rf "$TANDEM_RUNDIR"
 }
 
