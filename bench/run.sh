@@ -11,6 +11,11 @@ echo "== stream format"
 echo "== kvstore native"
 sh "$(dirname "$0")/../kvstore/bench-native.sh" "$BUILD" 5
 
+# --- kvstore guest vs native (bench/bench_kv.sh): 1 and 16 connections from the client test host
+# to the primary, ops/s, p50/p99 and guest/native ratios. Needs root and /dev/kvm (else skipped).
+echo "== kvstore guest vs native"
+bash "$(dirname "$0")/bench_kv.sh" "$BUILD" 5 || echo "bench_kv: skipped or failed (status $?)"
+
 # --- tandem-vmm (bench_hypercall, bench_membw): hypercall round trip, create time 64 MiB / 1 GiB,
 # guest vs host memory bandwidth. Needs /dev/kvm and the plain build's guest images.
 echo "== tandem-vmm"

@@ -5,6 +5,7 @@
 
 #include "kv_blockdev.h"
 #include "tandem_dev.h"
+#include "tandem_guest.h"
 
 /* Large replay reads and snapshot writes go to the device in pieces of this size. */
 #define CHUNK (256u * 1024u)
@@ -40,25 +41,32 @@ static int bd_read(void *opaque, uint64_t off, void *buf, size_t len)
 static int bd_write(void *opaque, uint64_t off, const void *buf, size_t len)
 {
     struct kv_blockdev *bd = opaque;
+    uint64_t t0 = tg_clock_ns();
+    int rc = 0;
 
     for (size_t done = 0; done < len;) {
         size_t n = len - done < CHUNK ? len - done : CHUNK;
         int hc = tg_block_write(bd->handle, off + done, (const char *)buf + done, n);
-        if (hc < 0)
-            return to_errno(hc);
+        if (hc < 0) {
+            rc = to_errno(hc);
+            break;
+        }
         done += n;
     }
     bd->writes++;
-    return 0;
+    bd->write_ns += tg_clock_ns() - t0;
+    return rc;
 }
 
 /* tg_block_flush returns once the writes are on stable storage, so completion is immediate. */
 static int bd_flush(void *opaque, kv_flush_done_fn *done, void *arg)
 {
     struct kv_blockdev *bd = opaque;
+    uint64_t t0 = tg_clock_ns();
     int hc = tg_block_flush(bd->handle);
 
     bd->flushes++;
+    bd->flush_ns += tg_clock_ns() - t0;
     done(arg, hc < 0 ? to_errno(hc) : 0);
     return 0;
 }

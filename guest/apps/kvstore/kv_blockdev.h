@@ -10,6 +10,7 @@ struct kv_blockdev {
     struct kv_backend be; /* what kv_store_open takes; opaque points back here */
     unsigned handle;
     unsigned long long writes, flushes;
+    unsigned long long write_ns, flush_ns; /* guest time spent in the calls (for the stats line) */
 };
 
 /*

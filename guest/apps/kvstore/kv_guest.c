@@ -26,11 +26,13 @@ static void print_stats(const struct kv_store *store, const struct kv_lwip *srv,
 
     kv_store_stats(store, &ks);
     tn_stats(&ns);
-    printf("kvstore: %u connections, %llu keys, %llu mutations, %llu flushes, log %llu/%llu bytes, "
-           "rx %llu tx %llu frames\n",
+    printf("kvstore: %u connections, %llu keys, %llu mutations, %llu flushes (%llu us avg), "
+           "%llu writes (%llu us avg), log %llu/%llu bytes, rx %llu tx %llu frames\n",
            kv_lwip_connections(srv), (unsigned long long)ks.keys, (unsigned long long)ks.mutations,
-           bd->flushes, (unsigned long long)ks.log_bytes, (unsigned long long)ks.log_capacity,
-           (unsigned long long)ns.rx_frames, (unsigned long long)ns.tx_frames);
+           bd->flushes, bd->flushes ? bd->flush_ns / bd->flushes / 1000 : 0, bd->writes,
+           bd->writes ? bd->write_ns / bd->writes / 1000 : 0, (unsigned long long)ks.log_bytes,
+           (unsigned long long)ks.log_capacity, (unsigned long long)ns.rx_frames,
+           (unsigned long long)ns.tx_frames);
 }
 
 int main(int argc, char **argv)
