@@ -59,6 +59,9 @@ unsigned tn_process(void)
     /* A new generation: resumed from a saved image, migrated or failed over. Tell the new LAN. */
     gen = tandem_lwip_clock_generation();
     if (gen != tn.generation) {
+        /* On the console so tests (and people) can see the domain announced itself after a move. */
+        printf("net: clock generation %u -> %u: resumed elsewhere, announcing addresses\n",
+               tn.generation, gen);
         tn.generation = gen;
         tn.stats.generation = gen;
         tn_announce_twice();
