@@ -1368,6 +1368,48 @@ static void test_decode_others(void **state)
     raw_fd = -1;
 }
 
+/* A live stream: pre-copy rounds of PAGE_BATCH, then exactly one state. */
+static void test_live_stream(void **state)
+{
+    static uint8_t page[SAMPLE_PS];
+    struct tandem_stream_params p = {SAMPLE_PS, TANDEM_STREAM_LIVE, 0, 0};
+    struct tandem_stream_summary sum = {0};
+    tandem_stream_writer *w;
+    const void *pp[1] = {page};
+    int fd = new_memfd();
+
+    assert_int_equal(tandem_stream_writer_open(ctx, fd, &p, &w), 0);
+    assert_int_equal(tandem_stream_write_config(w, SAMPLE_CONFIG, strlen(SAMPLE_CONFIG)), 0);
+    for (uint64_t round = 0; round < 3; round++) {
+        page[0] = (uint8_t)(round + 1);
+        assert_int_equal(tandem_stream_write_pages(w, &round, pp, 1), 0);
+    }
+    assert_int_equal(sample_state(w, NULL, 1, 5), 0);
+    assert_int_equal(tandem_stream_write_end(w), 0);
+    tandem_stream_writer_free(w);
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(tandem_stream_validate(ctx, fd, &sum), 0);
+    assert_int_equal(sum.header.flags & TANDEM_STREAM_F_KIND_MASK, TANDEM_STREAM_LIVE);
+    assert_int_equal(sum.page_batches, 4);
+    assert_int_equal(sum.checkpoints, 1);
+    assert_int_equal(sum.last_epoch, 5);
+    tandem_stream_summary_dispose(&sum);
+    close(fd);
+
+    /* Two states are one too many for a live stream. */
+    fd = new_memfd();
+    assert_int_equal(tandem_stream_writer_open(ctx, fd, &p, &w), 0);
+    assert_int_equal(tandem_stream_write_config(w, SAMPLE_CONFIG, strlen(SAMPLE_CONFIG)), 0);
+    assert_int_equal(sample_state(w, NULL, 1, 5), 0);
+    assert_int_equal(sample_state(w, NULL, 1, 6), 0);
+    assert_int_equal(tandem_stream_write_end(w), 0);
+    tandem_stream_writer_free(w);
+    lseek(fd, 0, SEEK_SET);
+    assert_int_equal(tandem_stream_validate(ctx, fd, NULL), TANDEM_ERR_PROTO);
+    assert_msg_has("(CHECKPOINT): a second CHECKPOINT in a live stream");
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1392,6 +1434,7 @@ int main(void)
         cmocka_unit_test(test_sockets),
         cmocka_unit_test(test_decode_vcpu),
         cmocka_unit_test(test_decode_others),
+        cmocka_unit_test(test_live_stream),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
