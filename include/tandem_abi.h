@@ -152,6 +152,14 @@ enum tandem_hc_nr {
     /* reserved for the network device */
     TANDEM_HC_NET_WRITE = 7,
     TANDEM_HC_NET_READ = 8,
+    /* shared-memory rings (docs/devices.md); added without an ABI bump: older guests never call */
+    TANDEM_HC_RING_SETUP = 9,
+    /*
+     * not a call: `out %eax` with eax = device handle rings that device's
+     * doorbell (ioeventfd). 27 is the highest nr whose 4-byte `out` stays
+     * inside the I/O bitmap's 0x500-0x51e (0x51b..0x51e).
+     */
+    TANDEM_HC_DOORBELL = 27,
     /* not a call: the VMM's CPL0 exception stubs report a fault here; CPL3 gets #GP */
     TANDEM_HC_FAULT = 31,
 };
@@ -220,6 +228,79 @@ struct tandem_hc_net {
     uint64_t len;      /* 16 in: frame length (write) or buffer size (read) */
     int64_t ret;       /* 24 out: bytes written / frame length read */
 };
+
+/*
+ * TANDEM_HC_RING_SETUP: hand the VMM a ring for device `handle` (the
+ * fast data path, docs/devices.md). ring = GPA of a 4 KiB-aligned region
+ * of `size` bytes, laid out as struct tandem_ring followed (net only) by
+ * 2 x slots x slot_size bytes of slots: TX slots first, then RX. The
+ * guest fills magic/kind/slots/slot_size and zeroes the rest first. ret
+ * = 0, EINVAL (bad handle/layout), ENOSYS (no ioeventfd: keep using the
+ * per-request calls). Once a vif has a ring, NET_READ/NET_WRITE on it
+ * return EINVAL. After the doorbell (`out` of the handle to
+ * TANDEM_HC_PORT(TANDEM_HC_DOORBELL)) the VMM's I/O thread serves the
+ * ring; the exit stays in the kernel.
+ */
+struct tandem_hc_ring_setup {
+    uint32_t handle;   /*  0 in */
+    uint32_t pad0;     /*  4 */
+    tandem_gpa_t ring; /*  8 in: 4 KiB aligned */
+    uint64_t size;     /* 16 in: bytes */
+    int64_t ret;       /* 24 out */
+};
+
+#define TANDEM_RING_MAGIC 0x474e5254u /* "TRNG" */
+#define TANDEM_RING_HDR_SIZE 4096u    /* slots start here */
+#define TANDEM_RING_SLOT_HDR 16u      /* a slot's frame starts this far in */
+
+/* One block request (a disk ring holds exactly one: the SDK's block calls are synchronous). */
+struct tandem_ring_blk_req {
+    uint32_t op;       /*  0 TANDEM_HC_BLOCK_READ / _WRITE / _FLUSH */
+    uint32_t pad0;     /*  4 */
+    uint64_t offset;   /*  8 bytes, multiple of sector_size */
+    tandem_gpa_t data; /* 16 buffer (anywhere in RAM) */
+    uint64_t len;      /* 24 bytes, multiple of sector_size */
+};
+
+/*
+ * Ring header, at the ring's GPA. Each index lives on its own 64-byte
+ * line and is written by one side only; indexes run freely (mod 2^32),
+ * slot = index % slots. A net slot is {uint32 len; uint32 pad; uint64
+ * reserved; frame bytes at +16}.
+ *
+ * vif: TX: the guest writes slot tx_prod, then tx_prod++; when vmm_idle
+ *      is 1 it rings the doorbell. The VMM sends slots up to tx_prod,
+ *      advancing tx_cons; it sets vmm_idle = 1 before it sleeps.
+ *      RX: the VMM writes slot rx_prod, then rx_prod++, and wakes a
+ *      guest sleeping in POLL; the guest reads slot rx_cons, then
+ *      rx_cons++, and rings the doorbell when rx_blocked is 1 (the VMM
+ *      stopped taking frames from the host because the ring was full).
+ * disk: the guest fills req, then tx_prod++ and rings the doorbell; the
+ *      VMM writes blk_ret, then tx_cons = tx_prod, and, when guest_wait
+ *      is 1, wakes the guest from POLL. A bad buffer gives EINVAL here
+ *      (the I/O thread cannot stop the vCPU in the middle of an exit).
+ */
+struct tandem_ring {
+    uint32_t magic;      /*   0 TANDEM_RING_MAGIC */
+    uint32_t kind;       /*   4 enum tandem_device_type of the device */
+    uint32_t slots;      /*   8 vif: slots per direction, a power of two <= 4096 */
+    uint32_t slot_size;  /*  12 vif: bytes per slot, multiple of 64, >= 16 + mtu + 14 */
+    uint8_t pad0[48];    /*  16 */
+    uint32_t tx_prod;    /*  64 guest */
+    uint8_t pad1[60];    /*  68 */
+    uint32_t tx_cons;    /* 128 VMM */
+    int32_t blk_ret;     /* 132 VMM: disk: result of the request tx_cons completed */
+    uint8_t pad2[56];    /* 136 */
+    uint32_t rx_prod;    /* 192 VMM */
+    uint8_t pad3[60];    /* 196 */
+    uint32_t rx_cons;    /* 256 guest */
+    uint8_t pad4[60];    /* 260 */
+    uint32_t vmm_idle;   /* 320 VMM: 1 = the guest must ring the doorbell after TX */
+    uint32_t rx_blocked; /* 324 VMM: 1 = ring the doorbell after consuming RX */
+    uint32_t guest_wait; /* 328 guest: 1 = sleeping in POLL for a disk completion */
+    uint8_t pad5[52];    /* 332 */
+    struct tandem_ring_blk_req req; /* 384 disk: the request */
+};                                  /* 416 bytes used of the 4 KiB header page */
 
 #endif /* __ASSEMBLER__ */
 #endif

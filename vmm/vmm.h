@@ -342,6 +342,19 @@ void vmm_tap_destroy(struct vmm_dev *d, int domid);
  */
 int vmm_io_start(struct vmm *vm, char *err, size_t errlen);
 void vmm_io_stop(struct vmm *vm);
+/*
+ * RING_SETUP for device d (vCPU thread): validate the guest's ring,
+ * register its doorbell with KVM_IOEVENTFD and let the I/O thread serve
+ * it. Returns 0 or TANDEM_HC_EINVAL (bad layout, already set up),
+ * TANDEM_HC_ENOSYS (no ioeventfd or no I/O thread), TANDEM_HC_EIO.
+ */
+int vmm_io_ring_setup(struct vmm *vm, struct vmm_dev *d, tandem_gpa_t gpa, uint64_t size);
+/* A doorbell that reached userspace (no ioeventfd matched): pass it on; unknown handles are ignored. */
+void vmm_io_doorbell(struct vmm *vm, uint32_t handle);
+/* Whether d's RX ring holds frames the guest has not taken (d->ring set). */
+bool vmm_io_ring_has_input(struct vmm *vm, struct vmm_dev *d);
+/* Drop every ring (the guest reboots with fresh memory); the I/O thread keeps running. */
+void vmm_io_reset(struct vmm *vm);
 
 /* ---- vmm_main.c: building and rebuilding the domain. */
 /* (Re)load the image and reset the vCPU: used at start and on reboot. */

@@ -114,7 +114,8 @@ uint64_t vmm_dev_ready_set(struct vmm *vm)
 
     for (unsigned k = 0; k < vm->num_devs; k++)
         if (vm->devs[k].abi.type == TANDEM_DEVICE_VIF && vm->devs[k].is_setup &&
-            vmm_net_has_input(&vm->devs[k]))
+            (vm->devs[k].ring ? vmm_io_ring_has_input(vm, &vm->devs[k])
+                              : vmm_net_has_input(&vm->devs[k])))
             set |= 1ull << k;
     return set;
 }

@@ -13,6 +13,7 @@ static const char *const hc_names[] = {
     [TANDEM_HC_HALT] = "halt",                   [TANDEM_HC_BLOCK_READ] = "block_read",
     [TANDEM_HC_BLOCK_WRITE] = "block_write",     [TANDEM_HC_BLOCK_FLUSH] = "block_flush",
     [TANDEM_HC_NET_WRITE] = "net_write",         [TANDEM_HC_NET_READ] = "net_read",
+    [TANDEM_HC_RING_SETUP] = "ring_setup",       [TANDEM_HC_DOORBELL] = "doorbell",
 };
 
 bool vmm_crash(struct vmm *vm, const char *fmt, ...)
@@ -180,7 +181,7 @@ static bool hc_net(struct vmm *vm, unsigned nr, uint32_t arg)
     if (!get_args(vm, nr, arg, &a, sizeof(a)))
         return false;
     d = vmm_dev_get(vm, a.handle, TANDEM_DEVICE_VIF);
-    if (!d) {
+    if (!d || d->ring) { /* a vif with a ring is served through it only */
         a.ret = TANDEM_HC_EINVAL;
     } else if (nr == TANDEM_HC_NET_WRITE) {
         buf = vmm_gpa_ptr(&vm->mem, a.data, a.len);
@@ -201,6 +202,20 @@ static bool hc_net(struct vmm *vm, unsigned nr, uint32_t arg)
     return true;
 }
 
+/* RING_SETUP: the fast data path for one device (vmm_io.c, docs/devices.md). */
+static bool hc_ring_setup(struct vmm *vm, uint32_t arg)
+{
+    struct tandem_hc_ring_setup a;
+    struct vmm_dev *d;
+
+    if (!get_args(vm, TANDEM_HC_RING_SETUP, arg, &a, sizeof(a)))
+        return false;
+    d = a.handle < vm->num_devs && vm->devs[a.handle].is_setup ? &vm->devs[a.handle] : NULL;
+    a.ret = d ? vmm_io_ring_setup(vm, d, a.ring, a.size) : TANDEM_HC_EINVAL;
+    put_field(vm, arg, offsetof(struct tandem_hc_ring_setup, ret), &a.ret, sizeof(a.ret));
+    return true;
+}
+
 bool vmm_hypercall(struct vmm *vm, unsigned nr, uint32_t arg)
 {
     switch (nr) {
@@ -217,6 +232,12 @@ bool vmm_hypercall(struct vmm *vm, unsigned nr, uint32_t arg)
     case TANDEM_HC_NET_WRITE:
     case TANDEM_HC_NET_READ:
         return hc_net(vm, nr, arg);
+    case TANDEM_HC_RING_SETUP:
+        return hc_ring_setup(vm, arg);
+    case TANDEM_HC_DOORBELL:
+        /* eax is a handle, not a pointer; normally KVM's ioeventfd takes it in the kernel */
+        vmm_io_doorbell(vm, arg);
+        return true;
     }
     return vmm_crash(vm, "unknown hypercall %u (port 0x%x)", nr, TANDEM_HC_PORT(nr));
 }

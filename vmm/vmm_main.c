@@ -50,6 +50,7 @@ int vmm_domain_boot(struct vmm *vm, char *err, size_t errlen)
         vmm_dirty_mark(&vm->mem, 0, vm->mem.size);
     }
     booted = true;
+    vmm_io_reset(vm); /* rings lived in the old RAM */
     if (vmm_elf_load(&vm->mem, vm->p.kernel, &vm->entry, err, errlen) < 0)
         return -1;
     return vmm_cpu_reset(vm, err, errlen);
