@@ -6,6 +6,16 @@
 
 #include "vmm.h"
 
+/*
+ * console.log stops growing at this size, so a guest printing in a loop
+ * cannot fill the host's disk (a 64 KiB write per hypercall is ~2 GB/s).
+ * A ticker's 80 bytes a second reach it after about 20 days. The ring and
+ * the direct-mode stdout are not capped.
+ */
+#define CONSOLE_LOG_MAX (128ull << 20)
+static const char log_full_marker[] =
+    "\n[tandem-vmm: console.log reached 128 MiB; further guest output is not logged]\n";
+
 static void write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
@@ -39,9 +49,13 @@ void vmm_console_write(struct vmm_console *c, const void *buf, size_t len)
     pthread_mutex_lock(&c->lock);
     for (i = 0; i < len; i++)
         c->ring[(c->total + i) % VMM_CONSOLE_RING] = p[i];
+    if (c->log_fd >= 0 && c->total < CONSOLE_LOG_MAX) {
+        size_t room = (size_t)(CONSOLE_LOG_MAX - c->total);
+        write_all(c->log_fd, p, len < room ? len : room);
+        if (len >= room)
+            write_all(c->log_fd, log_full_marker, sizeof(log_full_marker) - 1);
+    }
     c->total += len;
-    if (c->log_fd >= 0)
-        write_all(c->log_fd, p, len);
     if (c->echo_fd >= 0)
         write_all(c->echo_fd, p, len);
     pthread_mutex_unlock(&c->lock);

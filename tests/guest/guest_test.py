@@ -529,6 +529,28 @@ def case_statecheck_pause():
             d.kill()
 
 
+def case_console_cap():
+    """A guest flooding its console cannot fill the disk: console.log stops at 128 MiB."""
+    cap = 128 << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Daemon(tmp, config(guest("flood"), "mb=160"))
+        try:
+            check(d.ready == {"ok": True}, f"ready {d.ready!r}")
+            check(d.wait(timeout=50) == 0, f"VMM exit status {d.proc.returncode}")
+            st = exit_status(d)
+            check(st["reason"] == "poweroff" and st["code"] == 0, f"flood guest: {st!r}")
+            path = os.path.join(d.dir, "console.log")
+            size = os.path.getsize(path)
+            with open(path, "rb") as f:
+                f.seek(cap - 64)
+                tail = f.read()
+            marker = b"[tandem-vmm: console.log reached 128 MiB"
+            check(marker in tail, f"no cap marker at the end: {tail[-200:]!r}")
+            check(cap < size < cap + 200, f"console.log is {size} bytes, cap {cap}")
+        finally:
+            d.kill()
+
+
 def case_sigterm():
     with tempfile.TemporaryDirectory() as tmp:
         d = Daemon(tmp, config(guest("hammer")))
