@@ -50,6 +50,8 @@ int cmd_config_check(struct cli *cli, int argc, char **argv);   /* cmd_config.c 
 int cmd_create(struct cli *cli, int argc, char **argv);         /* cmd_create.c */
 int cmd_block_attach(struct cli *cli, int argc, char **argv);   /* cmd_device.c */
 int cmd_network_attach(struct cli *cli, int argc, char **argv); /* cmd_device.c */
+int cmd_block_list(struct cli *cli, int argc, char **argv);     /* cmd_devices.c */
+int cmd_network_list(struct cli *cli, int argc, char **argv);   /* cmd_devices.c */
 
 int cmd_list(struct cli *cli, int argc, char **argv);           /* cmd_domain.c */
 int cmd_console(struct cli *cli, int argc, char **argv);        /* cmd_domain.c */

@@ -37,6 +37,14 @@ const struct cli_cmd cli_commands[] = {
     {"network-attach", cmd_network_attach, "DOM SPEC",
      "Attach a network interface described by an xl vif spec.",
      "  With the global -N, print the parsed vif as JSON and attach nothing.\n", 1},
+    {"block-list", cmd_block_list, "DOM...", "List a domain's disks (xl's columns).",
+     "  BE-path shows the image and its access mode; evt-ch and ring-ref are -1 (no Xen).\n",
+     0},
+    {"network-list", cmd_network_list, "DOM...",
+     "List a domain's network interfaces (xl's columns).",
+     "  Mac Addr. is the MAC in use (generated when the config gave none); BE-path shows\n"
+     "  the TAP device and its bridge as TAP@BRIDGE.\n",
+     0},
 };
 
 const int cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);

@@ -166,12 +166,12 @@ enum tandem_hc_nr {
 
 enum tandem_hc_error {
     TANDEM_HC_OK = 0,
-    TANDEM_HC_EINVAL = -1,  /* malformed argument (bad handle, length, offset) */
-    TANDEM_HC_ENOSYS = -2,  /* call not implemented by this VMM */
-    TANDEM_HC_EAGAIN = -3,  /* nothing to read now; poll and retry */
-    TANDEM_HC_EIO = -4,     /* device error */
-    TANDEM_HC_EROFS = -5,   /* write to a read-only disk */
-    TANDEM_HC_ENOSPC = -6,  /* buffer too small for the packet */
+    TANDEM_HC_EINVAL = -1, /* malformed argument (bad handle, length, offset) */
+    TANDEM_HC_ENOSYS = -2, /* call not implemented by this VMM */
+    TANDEM_HC_EAGAIN = -3, /* nothing to read now; poll and retry */
+    TANDEM_HC_EIO = -4,    /* device error */
+    TANDEM_HC_EROFS = -5,  /* write to a read-only disk */
+    TANDEM_HC_ENOSPC = -6, /* buffer too small for the packet */
 };
 
 /* TANDEM_HC_CONSOLE_WRITE: append len bytes to the console. ret = len. */
@@ -281,24 +281,24 @@ struct tandem_ring_blk_req {
  *      (the I/O thread cannot stop the vCPU in the middle of an exit).
  */
 struct tandem_ring {
-    uint32_t magic;      /*   0 TANDEM_RING_MAGIC */
-    uint32_t kind;       /*   4 enum tandem_device_type of the device */
-    uint32_t slots;      /*   8 vif: slots per direction, a power of two <= 4096 */
-    uint32_t slot_size;  /*  12 vif: bytes per slot, multiple of 64, >= 16 + mtu + 14 */
-    uint8_t pad0[48];    /*  16 */
-    uint32_t tx_prod;    /*  64 guest */
-    uint8_t pad1[60];    /*  68 */
-    uint32_t tx_cons;    /* 128 VMM */
-    int32_t blk_ret;     /* 132 VMM: disk: result of the request tx_cons completed */
-    uint8_t pad2[56];    /* 136 */
-    uint32_t rx_prod;    /* 192 VMM */
-    uint8_t pad3[60];    /* 196 */
-    uint32_t rx_cons;    /* 256 guest */
-    uint8_t pad4[60];    /* 260 */
-    uint32_t vmm_idle;   /* 320 VMM: 1 = the guest must ring the doorbell after TX */
-    uint32_t rx_blocked; /* 324 VMM: 1 = ring the doorbell after consuming RX */
-    uint32_t guest_wait; /* 328 guest: 1 = sleeping in POLL for a disk completion */
-    uint8_t pad5[52];    /* 332 */
+    uint32_t magic;                 /*   0 TANDEM_RING_MAGIC */
+    uint32_t kind;                  /*   4 enum tandem_device_type of the device */
+    uint32_t slots;                 /*   8 vif: slots per direction, a power of two <= 4096 */
+    uint32_t slot_size;             /*  12 vif: bytes per slot, multiple of 64, >= 16 + mtu + 14 */
+    uint8_t pad0[48];               /*  16 */
+    uint32_t tx_prod;               /*  64 guest */
+    uint8_t pad1[60];               /*  68 */
+    uint32_t tx_cons;               /* 128 VMM */
+    int32_t blk_ret;                /* 132 VMM: disk: result of the request tx_cons completed */
+    uint8_t pad2[56];               /* 136 */
+    uint32_t rx_prod;               /* 192 VMM */
+    uint8_t pad3[60];               /* 196 */
+    uint32_t rx_cons;               /* 256 guest */
+    uint8_t pad4[60];               /* 260 */
+    uint32_t vmm_idle;              /* 320 VMM: 1 = the guest must ring the doorbell after TX */
+    uint32_t rx_blocked;            /* 324 VMM: 1 = ring the doorbell after consuming RX */
+    uint32_t guest_wait;            /* 328 guest: 1 = sleeping in POLL for a disk completion */
+    uint8_t pad5[52];               /* 332 */
     struct tandem_ring_blk_req req; /* 384 disk: the request */
 };                                  /* 416 bytes used of the 4 KiB header page */
 

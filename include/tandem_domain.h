@@ -113,6 +113,19 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid);
 int tandem_domain_rename(tandem_ctx *ctx, uint32_t domid, const char *new_name);
 
 /*
+ * The domain's network interfaces / disks as its VMM runs them
+ * (lib/domain_devices.c, docs/devices.md): a malloc'd array of *n
+ * entries (NULL and 0 when there are none) to free with the matching
+ * _list_free. Vifs carry the MAC actually in use (generated when the
+ * config gave none), the TAP name, bridge, MTU; disks vdev, path,
+ * readwrite and format raw. Errors as tandem_domain_info.
+ */
+int tandem_domain_nics(tandem_ctx *ctx, uint32_t domid, tandem_device_nic **out, int *n);
+int tandem_domain_disks(tandem_ctx *ctx, uint32_t domid, tandem_device_disk **out, int *n);
+void tandem_device_nic_list_free(tandem_device_nic *list, int n);
+void tandem_device_disk_list_free(tandem_device_disk *list, int n);
+
+/*
  * Path of the file holding everything the guest wrote to its console
  * (malloc'd into *path_out; the caller frees it). The file may not exist
  * yet while the domain is being created.

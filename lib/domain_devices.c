@@ -1,0 +1,134 @@
+/* A running domain's disks and vifs as its VMM reports them (`devices` control command). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain_internal.h"
+
+/* Strings of a reply entry, copied (NULL when absent or empty). */
+static int dup_str(json_t *o, const char *key, char **out)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    *out = NULL;
+    if (!s || !s[0])
+        return 0;
+    *out = strdup(s);
+    return *out ? 0 : -1;
+}
+
+static int fetch(tandem_ctx *ctx, uint32_t domid, json_t **reply, json_t **devs)
+{
+    int rc = tdm_domain_request(ctx, tandem_rundir(), domid, "devices", NULL, reply);
+
+    if (rc)
+        return rc;
+    *devs = json_object_get(*reply, "devices");
+    if (!json_is_array(*devs)) {
+        json_decref(*reply);
+        *reply = NULL;
+        return tandem_error(ctx, TANDEM_ERR_PROTO,
+                            "domain %u: malformed \"devices\" reply from its VMM", domid);
+    }
+    return 0;
+}
+
+int tandem_domain_nics(tandem_ctx *ctx, uint32_t domid, tandem_device_nic **out, int *n)
+{
+    json_t *reply = NULL, *devs, *o;
+    tandem_device_nic *list = NULL;
+    int rc, count = 0;
+    size_t i;
+
+    *out = NULL;
+    *n = 0;
+    rc = fetch(ctx, domid, &reply, &devs);
+    if (rc)
+        return rc;
+    list = calloc(json_array_size(devs) + 1, sizeof(*list));
+    if (!list) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    json_array_foreach(devs, i, o) {
+        tandem_device_nic *nic;
+        const char *type = json_string_value(json_object_get(o, "type"));
+        const char *mac = json_string_value(json_object_get(o, "mac"));
+
+        if (!type || strcmp(type, "vif") != 0)
+            continue;
+        nic = &list[count++];
+        tandem_device_nic_init(nic);
+        nic->devid = (int)json_integer_value(json_object_get(o, "devid"));
+        nic->mtu = (int)json_integer_value(json_object_get(o, "mtu"));
+        if ((mac && tandem_mac_parse(mac, nic->mac) != 0) ||
+            dup_str(o, "ifname", &nic->ifname) || dup_str(o, "bridge", &nic->bridge) ||
+            dup_str(o, "script", &nic->script) || dup_str(o, "ip", &nic->ip)) {
+            rc = tandem_error(ctx, TANDEM_ERR_PROTO,
+                              "domain %u: malformed vif in the \"devices\" reply", domid);
+            goto out;
+        }
+    }
+    *out = list;
+    *n = count;
+    list = NULL;
+out:
+    tandem_device_nic_list_free(list, count);
+    json_decref(reply);
+    return rc;
+}
+
+int tandem_domain_disks(tandem_ctx *ctx, uint32_t domid, tandem_device_disk **out, int *n)
+{
+    json_t *reply = NULL, *devs, *o;
+    tandem_device_disk *list = NULL;
+    int rc, count = 0;
+    size_t i;
+
+    *out = NULL;
+    *n = 0;
+    rc = fetch(ctx, domid, &reply, &devs);
+    if (rc)
+        return rc;
+    list = calloc(json_array_size(devs) + 1, sizeof(*list));
+    if (!list) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    json_array_foreach(devs, i, o) {
+        tandem_device_disk *disk;
+        const char *type = json_string_value(json_object_get(o, "type"));
+
+        if (!type || strcmp(type, "disk") != 0)
+            continue;
+        disk = &list[count++];
+        tandem_device_disk_init(disk);
+        disk->format = TANDEM_DISK_FORMAT_RAW;
+        disk->readwrite = !json_is_true(json_object_get(o, "readonly"));
+        if (dup_str(o, "vdev", &disk->vdev) || dup_str(o, "pdev_path", &disk->pdev_path)) {
+            rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    *out = list;
+    *n = count;
+    list = NULL;
+out:
+    tandem_device_disk_list_free(list, count);
+    json_decref(reply);
+    return rc;
+}
+
+void tandem_device_nic_list_free(tandem_device_nic *list, int n)
+{
+    for (int i = 0; list && i < n; i++)
+        tandem_device_nic_dispose(&list[i]);
+    free(list);
+}
+
+void tandem_device_disk_list_free(tandem_device_disk *list, int n)
+{
+    for (int i = 0; list && i < n; i++)
+        tandem_device_disk_dispose(&list[i]);
+    free(list);
+}
