@@ -16,8 +16,8 @@
 #include <x86intrin.h>
 
 /* Run VMM on an image; child's stdout into out. *exec_tsc = TSC just before execv. */
-static int run(const char *vmm, const char *image, const char *mem, const char *cmdline,
-               char *out, size_t outlen, uint64_t *exec_tsc)
+static int run(const char *vmm, const char *image, const char *mem, const char *cmdline, char *out,
+               size_t outlen, uint64_t *exec_tsc)
 {
     int opipe[2], tpipe[2], status;
     size_t len = 0;
@@ -30,8 +30,8 @@ static int run(const char *vmm, const char *image, const char *mem, const char *
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        char *argv[] = {(char *)vmm, "--kernel", (char *)image, "--memory", (char *)mem,
-                        "--cmdline", (char *)cmdline, NULL};
+        char *argv[] = {(char *)vmm, "--kernel",  (char *)image,   "--memory",
+                        (char *)mem, "--cmdline", (char *)cmdline, NULL};
         uint64_t tsc;
         dup2(opipe[1], 1);
         close(opipe[0]);
@@ -127,8 +127,10 @@ static double create_via_cli(const char *tandem, const char *guests, const char 
     f = fopen(cfg, "w");
     if (!f)
         return -1;
-    fprintf(f, "name = \"benchboot\"\nmemory = %s\nvcpus = 1\nkernel = \"%s\"\n"
-               "on_poweroff = \"preserve\"\n", mib, kernel);
+    fprintf(f,
+            "name = \"benchboot\"\nmemory = %s\nvcpus = 1\nkernel = \"%s\"\n"
+            "on_poweroff = \"preserve\"\n",
+            mib, kernel);
     fclose(f);
     if (run_cli(create, NULL, 0, &t0) < 0)
         return -1;

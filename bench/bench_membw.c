@@ -49,8 +49,9 @@ int main(int argc, char **argv)
     free(buf);
 
     /* guest RAM: the buffer plus room for the image, heap overhead and stack */
-    snprintf(cmd, sizeof(cmd), "'%s' --kernel '%s/membw.elf' --memory %ld --cmdline 'mem=%ld passes=%ld'",
-             argv[1], argv[2], (mib + 16 + 1) & ~1L, mib, passes);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' --kernel '%s/membw.elf' --memory %ld --cmdline 'mem=%ld passes=%ld'", argv[1],
+             argv[2], (mib + 16 + 1) & ~1L, mib, passes);
     p = popen(cmd, "r");
     if (!p)
         return 1;

@@ -1,4 +1,5 @@
-/* The memory-bandwidth loop shared by the guest (guest/tests/membw.c) and the host (bench_membw.c). */
+/* The memory-bandwidth loop shared by the guest (guest/tests/membw.c) and the host (bench_membw.c).
+ */
 #ifndef BENCH_MEMBW_LOOP_H
 #define BENCH_MEMBW_LOOP_H
 

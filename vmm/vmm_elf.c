@@ -1,4 +1,5 @@
-/* Guest image loader: validates a static x86-64 ELF, checks its ABI note, copies PT_LOAD segments. */
+/* Guest image loader: validates a static x86-64 ELF, checks its ABI note, copies PT_LOAD segments.
+ */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -147,9 +148,8 @@ int vmm_elf_load(struct vmm_mem *m, const char *path, uint64_t *entry, char *err
             snprintf(err, errlen,
                      "kernel %s: segment %u [0x%llx, +0x%llx) lies outside guest RAM "
                      "[0x%x, 0x%llx)",
-                     path, i, (unsigned long long)ph[i].p_paddr,
-                     (unsigned long long)ph[i].p_memsz, TANDEM_ABI_IMAGE_BASE,
-                     (unsigned long long)m->size);
+                     path, i, (unsigned long long)ph[i].p_paddr, (unsigned long long)ph[i].p_memsz,
+                     TANDEM_ABI_IMAGE_BASE, (unsigned long long)m->size);
             goto out;
         }
         if ((ph[i].p_flags & PF_X) && eh->e_entry >= ph[i].p_paddr &&
@@ -173,8 +173,8 @@ int vmm_elf_load(struct vmm_mem *m, const char *path, uint64_t *entry, char *err
         goto out;
     }
     if (!entry_ok) {
-        snprintf(err, errlen, "kernel %s: entry point 0x%llx is not in an executable segment",
-                 path, (unsigned long long)eh->e_entry);
+        snprintf(err, errlen, "kernel %s: entry point 0x%llx is not in an executable segment", path,
+                 (unsigned long long)eh->e_entry);
         goto out;
     }
 

@@ -27,8 +27,8 @@ void vmm_log(const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%06ldZ tandem-vmm[%d]: ",
-                          ts.tv_nsec / 1000, (int)getpid());
+    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%06ldZ tandem-vmm[%d]: ", ts.tv_nsec / 1000,
+                          (int)getpid());
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     va_end(ap);

@@ -85,8 +85,7 @@ static bool handle_exit(struct vmm *vm)
             return vmm_crash(vm, "guest accessed I/O port 0x%x, which is not a hypercall port",
                              port);
         if (run->io.direction != KVM_EXIT_IO_OUT)
-            return vmm_crash(vm, "guest read hypercall port 0x%x (hypercalls are out %%eax)",
-                             port);
+            return vmm_crash(vm, "guest read hypercall port 0x%x (hypercalls are out %%eax)", port);
         if (run->io.size != 4 || run->io.count != 1)
             return vmm_crash(vm, "hypercall port 0x%x used with a %u-byte access (need out %%eax)",
                              port, run->io.size);
@@ -110,8 +109,9 @@ static bool handle_exit(struct vmm *vm)
         return vmm_crash(vm, "KVM could not enter the guest (hardware reason 0x%llx)",
                          (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
     case KVM_EXIT_INTERNAL_ERROR:
-        return vmm_crash(vm, "KVM internal error (suberror %u; an instruction the CPU emulator "
-                             "cannot run?)",
+        return vmm_crash(vm,
+                         "KVM internal error (suberror %u; an instruction the CPU emulator "
+                         "cannot run?)",
                          run->internal.suberror);
     }
     return vmm_crash(vm, "unexpected KVM exit reason %u", run->exit_reason);
@@ -280,8 +280,7 @@ uint64_t vmm_run_cpu_time_ns(struct vmm *vm)
     ns = vm->cpu_time_base_ns;
     if (vm->vcpu_parked)
         ns = vm->cpu_time_parked_ns;
-    else if (vm->vcpu_thread_started && !vm->vcpu_done &&
-        clock_gettime(vm->vcpu_clock, &ts) == 0)
+    else if (vm->vcpu_thread_started && !vm->vcpu_done && clock_gettime(vm->vcpu_clock, &ts) == 0)
         ns += (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     pthread_mutex_unlock(&vm->lock);
     return ns;

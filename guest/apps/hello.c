@@ -18,8 +18,8 @@ int main(int argc, char **argv)
     int i;
 
     printf("Hello from a Tandem guest!\n");
-    printf("abi %u, domid %u, memory %" PRIu64 " MiB, cmdline \"%s\"\n", bi->abi_version,
-           bi->domid, bi->mem_size >> 20, bi->cmdline);
+    printf("abi %u, domid %u, memory %" PRIu64 " MiB, cmdline \"%s\"\n", bi->abi_version, bi->domid,
+           bi->mem_size >> 20, bi->cmdline);
     for (i = 1; i < argc; i++)
         printf("argv[%d] = %s\n", i, argv[i]);
     printf("guest time %" PRIu64 " ns, clock generation %u\n", tg_clock_ns(),

@@ -29,10 +29,10 @@ int main(int argc, char **argv)
     npages = (uint64_t)mem_mib * (1ull << 20) / PAGE;
     ws = malloc(npages * PAGE);
     if (!ws)
-        tg_panic("memdirty: cannot allocate mem=%ld MiB (domain memory %" PRIu64 " MiB)",
-                 mem_mib, tg_boot_info()->mem_size >> 20);
-    printf("memdirty: %ld pages/s over a %ld MiB working set (%" PRIu64 " pages)\n", rate,
-           mem_mib, npages);
+        tg_panic("memdirty: cannot allocate mem=%ld MiB (domain memory %" PRIu64 " MiB)", mem_mib,
+                 tg_boot_info()->mem_size >> 20);
+    printf("memdirty: %ld pages/s over a %ld MiB working set (%" PRIu64 " pages)\n", rate, mem_mib,
+           npages);
     start = last = next = tg_clock_ns();
     for (;;) {
         now = tg_clock_ns();

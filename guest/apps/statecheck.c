@@ -18,13 +18,13 @@
 #define WORDS (PAGE / 8)
 
 struct sc_table {
-    uint64_t gpr[6];      /*   0 */
-    int64_t x87[3];       /*  48 */
-    uint32_t mxcsr;       /*  72 */
-    uint32_t pad;         /*  76 */
-    uint64_t poll_arg;    /*  80 */
-    uint64_t counter;     /*  88 */
-    uint64_t scratch[4];  /*  96 */
+    uint64_t gpr[6];                                 /*   0 */
+    int64_t x87[3];                                  /*  48 */
+    uint32_t mxcsr;                                  /*  72 */
+    uint32_t pad;                                    /*  76 */
+    uint64_t poll_arg;                               /*  80 */
+    uint64_t counter;                                /*  88 */
+    uint64_t scratch[4];                             /*  96 */
     uint8_t ymm[8][32] __attribute__((aligned(32))); /* 128 */
 };
 _Static_assert(__builtin_offsetof(struct sc_table, ymm) == 128, "layout used by statecheck_regs.S");
@@ -47,8 +47,8 @@ static struct sc_table table __attribute__((aligned(64)));
 static struct tandem_hc_poll poll_arg;
 
 static const char *const check_names[] = {
-    "ok", "rbx", "rbp", "r12", "r13", "r14", "r15", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12",
-    "ymm13", "ymm14", "ymm15", "x87 st0", "x87 st1", "x87 st2", "mxcsr",
+    "ok",    "rbx",   "rbp",   "r12",   "r13",   "r14",     "r15",     "ymm8",    "ymm9",  "ymm10",
+    "ymm11", "ymm12", "ymm13", "ymm14", "ymm15", "x87 st0", "x87 st1", "x87 st2", "mxcsr",
 };
 
 static uint64_t mix(uint64_t x)

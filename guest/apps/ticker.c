@@ -16,8 +16,8 @@ int main(int argc, char **argv)
     for (n = 1; count <= 0 || n <= count; n++) {
         now = tg_clock_ns();
         wall = tg_wall_ns();
-        printf("tick %ld: guest time %" PRIu64 ".%03" PRIu64 " s, unix time %" PRIu64
-               ".%03" PRIu64 ", generation %u\n",
+        printf("tick %ld: guest time %" PRIu64 ".%03" PRIu64 " s, unix time %" PRIu64 ".%03" PRIu64
+               ", generation %u\n",
                n, now / NS, now % NS / 1000000, wall / NS, wall % NS / 1000000,
                tg_clock_generation());
         next += NS;

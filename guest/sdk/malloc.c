@@ -19,9 +19,18 @@
 static uint8_t *heap_start, *heap_end;
 static uint8_t *rover; /* where the last search ended (next fit) */
 
-static uint64_t *hdr(uint8_t *b) { return (uint64_t *)b; }
-static uint64_t bsize(uint8_t *b) { return *hdr(b) & ~(uint64_t)USED; }
-static int bused(uint8_t *b) { return *hdr(b) & USED; }
+static uint64_t *hdr(uint8_t *b)
+{
+    return (uint64_t *)b;
+}
+static uint64_t bsize(uint8_t *b)
+{
+    return *hdr(b) & ~(uint64_t)USED;
+}
+static int bused(uint8_t *b)
+{
+    return *hdr(b) & USED;
+}
 static void set_block(uint8_t *b, uint64_t size, int used)
 {
     *hdr(b) = size | (used ? USED : 0);

@@ -17,10 +17,10 @@ FILE *const stderr = &console_file;
 /* Where formatted bytes go: a bounded buffer (snprintf) or a chunk flushed to the console. */
 struct sink {
     char *buf;
-    size_t size;   /* capacity of buf */
-    size_t pos;    /* bytes stored in buf */
-    size_t total;  /* bytes produced */
-    bool console;  /* flush buf to the console when full */
+    size_t size;  /* capacity of buf */
+    size_t pos;   /* bytes stored in buf */
+    size_t total; /* bytes produced */
+    bool console; /* flush buf to the console when full */
 };
 
 static void put(struct sink *s, char c)

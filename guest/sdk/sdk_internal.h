@@ -15,7 +15,8 @@
  */
 struct tandem_ring *tg_ring(unsigned handle);
 
-/* Ring a device's doorbell: an `out` KVM turns into an ioeventfd signal without leaving the kernel. */
+/* Ring a device's doorbell: an `out` KVM turns into an ioeventfd signal without leaving the kernel.
+ */
 static inline void tg_doorbell(unsigned handle)
 {
     __asm__ volatile("outl %0, %w1"

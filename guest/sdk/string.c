@@ -222,18 +222,30 @@ char *strdup(const char *s)
 const char *strerror(int errnum)
 {
     switch (errnum) {
-    case 0: return "Success";
-    case EINVAL: return "Invalid argument";
-    case ENOMEM: return "Out of memory";
-    case EIO: return "I/O error";
-    case EAGAIN: return "Try again";
-    case ENOSYS: return "Function not implemented";
-    case ERANGE: return "Result out of range";
-    case ENOSPC: return "No space left on device";
-    case EROFS: return "Read-only device";
-    case ETIMEDOUT: return "Timed out";
-    case ECONNRESET: return "Connection reset";
-    case ECONNREFUSED: return "Connection refused";
+    case 0:
+        return "Success";
+    case EINVAL:
+        return "Invalid argument";
+    case ENOMEM:
+        return "Out of memory";
+    case EIO:
+        return "I/O error";
+    case EAGAIN:
+        return "Try again";
+    case ENOSYS:
+        return "Function not implemented";
+    case ERANGE:
+        return "Result out of range";
+    case ENOSPC:
+        return "No space left on device";
+    case EROFS:
+        return "Read-only device";
+    case ETIMEDOUT:
+        return "Timed out";
+    case ECONNRESET:
+        return "Connection reset";
+    case ECONNREFUSED:
+        return "Connection refused";
     }
     return "Unknown error";
 }

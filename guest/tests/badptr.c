@@ -30,8 +30,10 @@ int main(int argc, char **argv)
         args.len = 0x2000;
         tg_hypercall(TANDEM_HC_CONSOLE_WRITE, &args);
     } else if (strcmp(mode, "arg") == 0) {
-        __asm__ volatile("outl %0, %w1" : : "a"(0xfffffff0u),
-                         "Nd"((uint16_t)TANDEM_HC_PORT(TANDEM_HC_CONSOLE_WRITE)) : "memory");
+        __asm__ volatile("outl %0, %w1"
+                         :
+                         : "a"(0xfffffff0u), "Nd"((uint16_t)TANDEM_HC_PORT(TANDEM_HC_CONSOLE_WRITE))
+                         : "memory");
     } else if (strcmp(mode, "misaligned") == 0) {
         tg_hypercall(TANDEM_HC_CONSOLE_WRITE, raw + 4);
     } else {

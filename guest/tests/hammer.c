@@ -1,4 +1,5 @@
-/* hammer: issues hypercalls as fast as it can, forever (or calls=N); the VMM must stay controllable. */
+/* hammer: issues hypercalls as fast as it can, forever (or calls=N); the VMM must stay
+ * controllable. */
 #include <inttypes.h>
 #include <stdio.h>
 

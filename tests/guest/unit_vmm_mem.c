@@ -146,8 +146,10 @@ static const char *make_image(const struct image_opts *o)
 
 static struct image_opts good(void)
 {
-    struct image_opts o = {.note_version = TANDEM_ABI_VERSION, .paddr = 0x100000,
-                           .filesz = sizeof(code), .memsz = 0x3000};
+    struct image_opts o = {.note_version = TANDEM_ABI_VERSION,
+                           .paddr = 0x100000,
+                           .filesz = sizeof(code),
+                           .memsz = 0x3000};
     return o;
 }
 
@@ -302,8 +304,8 @@ static void test_clock_relocate(void **state)
     assert_int_equal(generation, 1);
     assert_int_equal(ns_base, 5000000000ull);
     assert_int_equal(khz, 1000000);
-    ns_per_tick = (double)mul * (shift >= 0 ? (double)(1u << shift) : 1.0 / (1u << -shift)) /
-                  4294967296.0;
+    ns_per_tick =
+        (double)mul * (shift >= 0 ? (double)(1u << shift) : 1.0 / (1u << -shift)) / 4294967296.0;
     assert_true(ns_per_tick > 0.999999 && ns_per_tick < 1.000001);
     now = vmm_clock_guest_ns(&vm);
     assert_true(now >= 5000000000ull && now < 5000000000ull + 10000000000ull);
