@@ -108,13 +108,36 @@ static bool handle_exit(struct vmm *vm)
     case KVM_EXIT_FAIL_ENTRY:
         return vmm_crash(vm, "KVM could not enter the guest (hardware reason 0x%llx)",
                          (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-    case KVM_EXIT_INTERNAL_ERROR:
+    case KVM_EXIT_INTERNAL_ERROR: {
+        struct kvm_regs regs;
+        const uint8_t *insn = NULL;
+        if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) == 0)
+            insn = vmm_gpa_ptr(&vm->mem, regs.rip, 4);
         return vmm_crash(vm,
                          "KVM internal error (suberror %u; an instruction the CPU emulator "
-                         "cannot run?)",
-                         run->internal.suberror);
+                         "cannot run?) at rip 0x%llx, bytes %02x %02x %02x %02x",
+                         run->internal.suberror, insn ? (unsigned long long)regs.rip : 0ull,
+                         insn ? insn[0] : 0, insn ? insn[1] : 0, insn ? insn[2] : 0,
+                         insn ? insn[3] : 0);
+    }
     }
     return vmm_crash(vm, "unexpected KVM exit reason %u", run->exit_reason);
+}
+
+/* The guest's registers at a crash, for whoever reads vmm.log. */
+static void log_registers(struct vmm *vm)
+{
+    struct kvm_regs r;
+
+    if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &r) < 0)
+        return;
+    vmm_log("crash: %s", vm->halt_msg);
+    vmm_log("vCPU registers (for a CPU fault: in the exception stub): rip %llx rsp %llx rflags "
+            "%llx rax %llx rbx %llx rcx %llx rdx %llx "
+            "rsi %llx rdi %llx rbp %llx r8 %llx r9 %llx r10 %llx r11 %llx r12 %llx r13 %llx "
+            "r14 %llx r15 %llx",
+            r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9,
+            r.r10, r.r11, r.r12, r.r13, r.r14, r.r15);
 }
 
 /*
@@ -173,8 +196,11 @@ static void *vcpu_main(void *opaque)
             vmm_crash(vm, "KVM_RUN failed: %s", strerror(errno));
             break;
         }
-        if (!handle_exit(vm))
+        if (!handle_exit(vm)) {
+            if (vm->halt == VMM_HALT_CRASH)
+                log_registers(vm);
             break;
+        }
     }
 
     kick_run = NULL;
