@@ -80,6 +80,13 @@ def case_hello():
     check(p.returncode == 64, f"reboot gave exit {p.returncode}, expected 64")
 
 
+def case_sdk_libc():
+    """The SDK's libc subset, checked inside a guest (formatting, parsing, strings, heap)."""
+    p = run_direct(guest("sdktest"), "n=1234 word=x1", memory=64)
+    check("FAILED" not in p.stdout, f"sdktest: {p.stdout!r}")
+    expect_success(p, "sdktest")
+
+
 def case_ticker():
     t0 = time.monotonic()
     p = run_direct(guest("ticker"), "count=3")
