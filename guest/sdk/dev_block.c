@@ -8,8 +8,15 @@
 /* One vCPU, no interrupts: calls never nest, so one static argument struct suffices. */
 static struct tandem_hc_block blk_args;
 
-/* How long a request is waited for by spinning before the vCPU sleeps in POLL. */
+/*
+ * How long a request is waited for by spinning before the vCPU sleeps in
+ * POLL (a userspace exit plus a wake-up, ~100 µs here): 50 µs plus the
+ * time the host needs to copy len bytes at ~4 GB/s. A flush (fdatasync,
+ * milliseconds) sleeps after 50 µs.
+ */
 #define SPIN_NS 50000u
+#define SPIN_NS_PER_KIB 250u
+#define RING_MAX (64u << 10)
 
 const struct tandem_device *tg_dev(unsigned handle)
 {
@@ -58,7 +65,8 @@ static int blk_ring(struct tandem_ring *r, unsigned handle, unsigned op, uint64_
     /* A polling I/O thread sees the request by itself; only a sleeping one needs the doorbell. */
     if (__atomic_load_n(&r->vmm_idle, __ATOMIC_SEQ_CST))
         tg_doorbell(handle);
-    until = tg_clock_ns() + SPIN_NS;
+    until =
+        tg_clock_ns() + SPIN_NS + (op == TANDEM_HC_BLOCK_FLUSH ? 0 : (len >> 10) * SPIN_NS_PER_KIB);
     for (unsigned i = 0; __atomic_load_n(&r->tx_cons, __ATOMIC_ACQUIRE) != seq; i++) {
         /* no `pause`: KVM's pause-loop exiting would turn this spin into exits */
         if ((i & 63) == 0 && tg_clock_ns() > until) {
@@ -80,7 +88,13 @@ static int blk_request(unsigned nr, unsigned handle, uint64_t offset, uintptr_t 
 
     if (!d || d->type != TANDEM_DEVICE_DISK)
         return TANDEM_HC_EINVAL;
-    r = tg_ring(handle);
+    /*
+     * Small requests are bound by the exit cost and go through the ring;
+     * large ones and flushes are bound by the copy or fdatasync, which the
+     * vCPU thread does fastest itself (no second busy thread, no wake-up):
+     * docs/devices.md has the measurements behind RING_MAX.
+     */
+    r = len <= RING_MAX && nr != TANDEM_HC_BLOCK_FLUSH ? tg_ring(handle) : NULL;
     return r ? blk_ring(r, handle, nr, offset, buf, len) : blk_call(nr, handle, offset, buf, len);
 }
 

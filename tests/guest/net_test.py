@@ -101,6 +101,48 @@ def case_net_ping(tmp):
     check(taps() == [], f"TAP left after the guest exited: {taps()}")
 
 
+def case_net_ping_hypercalls(tmp):
+    """The per-request path (tg_rings=0) answers too, with full-size frames."""
+    g = start("bridge=br0,mac=00:16:3e:12:34:57", f"ip={GUEST_IP} pings=10 secs=30 tg_rings=0")
+    try:
+        wait_for_link("vif0.0")
+        p = ns("ping", "-c", "10", "-i", "0.05", "-W", "2", "-s", "1472", GUEST_IP, ok=False)
+        check(" 0% packet loss" in p.stdout, f"ping: {p.stdout}{p.stderr}")
+        out, err = g.communicate(timeout=30)
+    finally:
+        if g.poll() is None:
+            g.kill()
+            g.wait()
+    check(g.returncode == 0 and "SUCCESS" in out, f"guest: {g.returncode} {out}{err}")
+
+
+def case_net_flood(tmp):
+    """A flood fills the RX ring (the VMM stops reading the TAP, the guest's doorbell resumes it):
+    the guest still gets 20000 benchmark frames, and a new guest answers ping afterwards."""
+    bd = os.path.join(os.path.dirname(ARGS.vmm), "..", "bench", "bench_dev")
+    if not os.path.exists(bd):
+        print("skip: bench_dev is not built")
+        sys.exit(77)
+    g = subprocess.Popen(["ip", "netns", "exec", NS, ARGS.vmm, "--kernel",
+                          os.path.join(ARGS.guests, "netperf.elf"), "--vif",
+                          "bridge=br0,mac=00:16:3e:00:0b:01", "--cmdline",
+                          "mode=rx count=20000 secs=20"], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for_link("vif0.0")
+        time.sleep(0.3)
+        for _ in range(4):
+            ns(bd, "send", "br0", "00:16:3e:00:0b:01", "20000", "60")
+        out, _ = g.communicate(timeout=30)
+    finally:
+        if g.poll() is None:
+            g.kill()
+            g.wait()
+    check(g.returncode == 0 and "SUCCESS" in out, f"netperf rx: {out}")
+    n = int(re.search(r"frames (\d+)", out).group(1))
+    check(n == 20000, f"only {n} frames through a full ring")
+    case_net_ping(tmp)
+
+
 def case_net_bad_vif(tmp):
     expect_refused(run("bridge=nobr0"), r"vif vif0.0: bridge 'nobr0' does not exist",
                    "missing bridge")
