@@ -1,4 +1,5 @@
-/* echo: a TCP echo server (port= on the command line, default 7) over lwIP, any number of connections. */
+/* echo: a TCP echo server (port= on the command line, default 7) over lwIP, any number of
+ * connections. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,8 +151,7 @@ int main(int argc, char **argv)
             struct tn_stats st;
             tn_stats(&st);
             printf("echo: %lu connections open, %lu total, rx %llu tx %llu frames\n", conns_open,
-                   conns_total, (unsigned long long)st.rx_frames,
-                   (unsigned long long)st.tx_frames);
+                   conns_total, (unsigned long long)st.rx_frames, (unsigned long long)st.tx_frames);
             next_report = tg_clock_ns() + 10ull * 1000000000u;
         }
         tn_wait(next_report);

@@ -12,7 +12,8 @@
 /* Longest value we accept; tg_cmdline_str truncates, so a full buffer means "too long". */
 #define VALUE_MAX 128
 
-/* Split "ADDR/PREFIX" in place; *prefix = -1 when there is no "/PREFIX", -2 when it is not a number. */
+/* Split "ADDR/PREFIX" in place; *prefix = -1 when there is no "/PREFIX", -2 when it is not a
+ * number. */
 static char *split_prefix(char *v, long *prefix)
 {
     char *slash = strchr(v, '/');
@@ -87,8 +88,8 @@ int tn_config_parse(struct tn_config *cfg, char *err, size_t errlen)
         if (prefix == -1)
             prefix = 24;
         if (!parse_ip4(addr, &cfg->ip4)) {
-            snprintf(err, errlen, "ip=%s: not an IPv4 address (expected ADDR/PREFIX, e.g. 10.0.0.2/24)",
-                     addr);
+            snprintf(err, errlen,
+                     "ip=%s: not an IPv4 address (expected ADDR/PREFIX, e.g. 10.0.0.2/24)", addr);
             goto out;
         }
         if (prefix < 0 || prefix > 32) {

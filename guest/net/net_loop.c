@@ -23,7 +23,7 @@ static int rx_one(void)
         p = pbuf_alloc(PBUF_RAW, (u16_t)tn.frame_max, PBUF_RAM);
         if (!p) {
             /* Leave the frame queued in the device; lwIP frees memory as TCP makes progress. */
-            tn.stats.rx_dropped++;
+            tn.stats.rx_nomem++;
             return 0;
         }
         tn.rx_spare = p;
@@ -32,7 +32,8 @@ static int rx_one(void)
     if (n == TANDEM_HC_EAGAIN)
         return 0;
     if (n <= 0)
-        /* ENOSPC cannot happen with mtu + 14 bytes (tandem_dev.h): the device broke its contract. */
+        /* ENOSPC cannot happen with mtu + 14 bytes (tandem_dev.h): the device broke its contract.
+         */
         tg_panic("net: vif %u receive failed (error %d) with a %zu-byte buffer", tn.handle, n,
                  tn.frame_max);
     tn.rx_spare = NULL;
@@ -79,7 +80,7 @@ void tn_wait(uint64_t deadline_ns)
         return;
     sleep_ms = sys_timeouts_sleeptime();
     until = sleep_ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? UINT64_MAX
-                                                         : now + (uint64_t)sleep_ms * 1000000u;
+                                                        : now + (uint64_t)sleep_ms * 1000000u;
     if (deadline_ns && deadline_ns < until)
         until = deadline_ns;
     if (until <= now)

@@ -26,7 +26,8 @@ struct tn_state tn;
 
 /* Poll this long between retries of a full TX path. */
 #define TX_RETRY_NS (50ull * 1000)
-/* A second announcement this long after the first, in case the first met a bridge still learning. */
+/* A second announcement this long after the first, in case the first met a bridge still learning.
+ */
 #define REANNOUNCE_MS 1000
 
 static err_t tn_linkoutput(struct netif *netif, struct pbuf *p)
@@ -66,9 +67,10 @@ static err_t tn_linkoutput(struct netif *netif, struct pbuf *p)
             start = now;
         if (now - start > TN_TX_GIVEUP_NS) {
             tn.stats.tx_dropped++;
-            printf("net: vif %u TX path full for %llu ms, dropping a %u-byte frame (%llu dropped)\n",
-                   tn.handle, (unsigned long long)(TN_TX_GIVEUP_NS / 1000000), p->tot_len,
-                   (unsigned long long)tn.stats.tx_dropped);
+            printf(
+                "net: vif %u TX path full for %llu ms, dropping a %u-byte frame (%llu dropped)\n",
+                tn.handle, (unsigned long long)(TN_TX_GIVEUP_NS / 1000000), p->tot_len,
+                (unsigned long long)tn.stats.tx_dropped);
             break;
         }
         tg_poll(now + TX_RETRY_NS);
@@ -96,7 +98,8 @@ static err_t tn_netif_init(struct netif *netif)
     return ERR_OK;
 }
 
-/* An unsolicited neighbour advertisement (RFC 4861 7.2.6) for one of our addresses, to all nodes. */
+/* An unsolicited neighbour advertisement (RFC 4861 7.2.6) for one of our addresses, to all nodes.
+ */
 static void send_unsolicited_na(const ip6_addr_t *target)
 {
     struct netif *netif = &tn.netif;

@@ -1,4 +1,5 @@
-/* kvstore guest: the kv_core backend over a PV disk; synchronous writes, flush completes in the call. */
+/* kvstore guest: the kv_core backend over a PV disk; synchronous writes, flush completes in the
+ * call. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

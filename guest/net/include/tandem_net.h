@@ -23,12 +23,12 @@
 
 /* Static addressing, from the command line (tn_config_parse) or filled in by hand. */
 struct tn_config {
-    int vif_nth;          /* which vif (0-based among the vifs in the boot info) */
-    int have_ip4;         /* ip=ADDR/PREFIX given */
+    int vif_nth;  /* which vif (0-based among the vifs in the boot info) */
+    int have_ip4; /* ip=ADDR/PREFIX given */
     ip4_addr_t ip4, mask4, gw4;
     unsigned prefix4;
-    int have_gw4;         /* gw=ADDR given */
-    int have_ip6;         /* ip6=ADDR/PREFIX given (prefix must be 64, lwIP assumes /64 on-link) */
+    int have_gw4; /* gw=ADDR given */
+    int have_ip6; /* ip6=ADDR/PREFIX given (prefix must be 64, lwIP assumes /64 on-link) */
     ip6_addr_t ip6;
     unsigned prefix6;
 };
@@ -84,7 +84,7 @@ void tn_announce(void);
 /* Counters, for guest logs and tests. */
 struct tn_stats {
     uint64_t rx_frames, tx_frames;
-    uint64_t rx_dropped;    /* lwIP out of memory for an incoming frame */
+    uint64_t rx_nomem;      /* no pbuf for an incoming frame (it stays queued in the device) */
     uint64_t tx_eagain;     /* times the TX path was full and we polled before retrying */
     uint64_t tx_dropped;    /* frames given up after TN_TX_GIVEUP_NS of a full TX path */
     uint64_t announcements; /* rounds of gratuitous ARP / unsolicited NA sent */
