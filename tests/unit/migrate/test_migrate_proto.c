@@ -1,0 +1,404 @@
+/* Unit tests of the migration interlock: frame bytes, replay/modification/reflection checks, PSK handshake, remote command line, key files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "migrate_internal.h"
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void pair(struct tdm_mig_chan *s, struct tdm_mig_chan *r, int auth)
+{
+    tdm_mig_chan_init(s, TDM_MIG_DIR_SENDER);
+    tdm_mig_chan_init(r, TDM_MIG_DIR_RECEIVER);
+    if (auth) {
+        s->auth = r->auth = 1;
+        memset(s->key, 0x5a, 32);
+        memset(r->key, 0x5a, 32);
+    }
+}
+
+static void frame_bytes(void **state)
+{
+    struct tdm_mig_chan s, r;
+    tandem_ctx *ctx;
+    json_t *m = json_pack("{s:s}", "msg", "go"), *got = NULL;
+    uint8_t *f;
+    size_t len;
+    const char body[] = "{\"msg\":\"go\"}";
+
+    (void)state;
+    assert_int_equal(tandem_ctx_alloc(&ctx), 0);
+    pair(&s, &r, 0);
+    s.tx_seq = 7;
+    r.rx_seq = 7;
+    assert_int_equal(tdm_mig_encode(ctx, &s, m, &f, &len), 0);
+    assert_int_equal(len, 16 + strlen(body));
+    assert_memory_equal(f, "TDMI", 4);
+    assert_int_equal(le32(f + 4), strlen(body));
+    assert_int_equal(le32(f + 8), 7);
+    assert_int_equal(le32(f + 12), 0);
+    assert_memory_equal(f + 16, body, strlen(body));
+    assert_int_equal(s.tx_seq, 8);
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, len, &got), 0);
+    assert_string_equal(json_string_value(json_object_get(got, "msg")), "go");
+    json_decref(got);
+    /* The same frame again is a replay. */
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, len, &got), TANDEM_ERR_PROTO);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "sequence number 7, expected 8"));
+    free(f);
+    json_decref(m);
+    tandem_ctx_free(ctx);
+}
+
+static void frame_auth(void **state)
+{
+    struct tdm_mig_chan s, r, s2;
+    tandem_ctx *ctx;
+    json_t *m = json_pack("{s:s,s:i}", "msg", "have-state", "domid", 3), *got = NULL;
+    uint8_t *f, *f2;
+    size_t len, len2;
+
+    (void)state;
+    assert_int_equal(tandem_ctx_alloc(&ctx), 0);
+    pair(&s, &r, 1);
+    assert_int_equal(tdm_mig_encode(ctx, &s, m, &f, &len), 0);
+    assert_int_equal(le32(f + 12), 1);
+    assert_int_equal(len, 16 + le32(f + 4) + 32);
+
+    /* Every single flipped byte is refused (header, body or tag) and rx_seq does not move. */
+    for (size_t i = 0; i < len; i++) {
+        f[i] ^= 0x01;
+        assert_int_not_equal(tdm_mig_decode(ctx, &r, f, len, &got), 0);
+        assert_null(got);
+        assert_int_equal(r.rx_seq, 0);
+        f[i] ^= 0x01;
+    }
+    f[20] ^= 0x40; /* inside the body */
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, len, &got), TANDEM_ERR_PERM);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "failed authentication"));
+    f[20] ^= 0x40;
+
+    /* A frame with a forged sequence number (tag recomputed with a wrong key) is refused. */
+    s2 = s;
+    memset(s2.key, 0x11, 32);
+    s2.tx_seq = 0;
+    assert_int_equal(tdm_mig_encode(ctx, &s2, m, &f2, &len2), 0);
+    assert_int_equal(tdm_mig_decode(ctx, &r, f2, len2, &got), TANDEM_ERR_PERM);
+    free(f2);
+
+    /* Reflection: the sender's own frame fed back to a sender channel fails (direction byte). */
+    {
+        struct tdm_mig_chan back = s;
+        back.rx_seq = 0;
+        assert_int_equal(tdm_mig_decode(ctx, &back, f, len, &got), TANDEM_ERR_PERM);
+    }
+
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, len, &got), 0);
+    assert_int_equal(json_integer_value(json_object_get(got, "domid")), 3);
+    json_decref(got);
+    /* Replayed authenticated frame: the tag is right but the sequence is old. */
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, len, &got), TANDEM_ERR_PROTO);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "replayed"));
+
+    /* An unauthenticated frame where an authenticated one is due. */
+    {
+        struct tdm_mig_chan plain;
+        tdm_mig_chan_init(&plain, TDM_MIG_DIR_SENDER);
+        plain.tx_seq = 1;
+        assert_int_equal(tdm_mig_encode(ctx, &plain, m, &f2, &len2), 0);
+        assert_int_equal(tdm_mig_decode(ctx, &r, f2, len2, &got), TANDEM_ERR_PROTO);
+        assert_non_null(strstr(tandem_ctx_error(ctx), "flags"));
+        free(f2);
+    }
+    free(f);
+    json_decref(m);
+    tandem_ctx_free(ctx);
+}
+
+static void frame_garbage(void **state)
+{
+    struct tdm_mig_chan s, r;
+    tandem_ctx *ctx;
+    json_t *got = NULL;
+    const char junk[] = "bash: tandem: command not found\n";
+    uint8_t f[64];
+    size_t flen;
+
+    (void)state;
+    assert_int_equal(tandem_ctx_alloc(&ctx), 0);
+    pair(&s, &r, 0);
+    assert_int_equal(tdm_mig_header(ctx, &r, (const uint8_t *)junk, &flen), TANDEM_ERR_PROTO);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "bash: tandem: co"));
+    /* Length 0 and a length beyond the limit. */
+    memcpy(f, "TDMI", 4);
+    memset(f + 4, 0, 12);
+    assert_int_equal(tdm_mig_header(ctx, &r, f, &flen), TANDEM_ERR_PROTO);
+    f[4] = 0xff;
+    f[5] = 0xff;
+    f[6] = 0xff;
+    assert_int_equal(tdm_mig_header(ctx, &r, f, &flen), TANDEM_ERR_PROTO);
+    /* A well-framed body that is not a JSON object with "msg". */
+    memset(f, 0, sizeof(f));
+    memcpy(f, "TDMI", 4);
+    f[4] = 3;
+    memcpy(f + 16, "[1]", 3);
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, 19, &got), TANDEM_ERR_PROTO);
+    memcpy(f + 16, "{x}", 3);
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, 19, &got), TANDEM_ERR_PROTO);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "not JSON"));
+    /* Truncated: shorter than the header says. */
+    assert_int_equal(tdm_mig_decode(ctx, &r, f, 18, &got), TANDEM_ERR_PROTO);
+    assert_int_equal(r.rx_seq, 0);
+    tandem_ctx_free(ctx);
+}
+
+/* ---- handshake over a socketpair, the receiver half in a thread */
+
+struct side {
+    tandem_migrate_conn *conn;
+    uint8_t key[32];
+    int use_key;
+    int rc;
+    char err[1024];
+};
+
+static void *receiver_thread(void *arg)
+{
+    struct side *sd = arg;
+    tandem_ctx *ctx;
+    json_t *m = NULL;
+
+    tandem_ctx_alloc(&ctx);
+    sd->rc = tdm_mig_handshake_receiver(ctx, sd->conn, sd->use_key ? sd->key : NULL);
+    if (sd->rc == 0) {
+        /* One authenticated round trip after the handshake. */
+        sd->rc = tdm_mig_recv(ctx, sd->conn, 5000, "ping", &m);
+        json_decref(m);
+        if (sd->rc == 0) {
+            m = json_pack("{s:s}", "msg", "pong");
+            sd->rc = tdm_mig_send(ctx, sd->conn, m);
+            json_decref(m);
+        }
+    }
+    snprintf(sd->err, sizeof(sd->err), "%s", tandem_ctx_error(ctx));
+    tandem_ctx_free(ctx);
+    return NULL;
+}
+
+static void run_handshake(struct side *snd, struct side *rcv)
+{
+    int sv[2];
+    pthread_t t;
+    tandem_ctx *ctx;
+    json_t *m;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(tdm_mig_conn_new(NULL, sv[0], sv[0], TDM_MIG_DIR_SENDER, "the receiver",
+                                      &snd->conn),
+                     0);
+    assert_int_equal(tdm_mig_conn_new(NULL, sv[1], sv[1], TDM_MIG_DIR_RECEIVER, "the sender",
+                                      &rcv->conn),
+                     0);
+    assert_int_equal(pthread_create(&t, NULL, receiver_thread, rcv), 0);
+    tandem_ctx_alloc(&ctx);
+    snd->rc = tdm_mig_handshake_sender(ctx, snd->conn, snd->use_key ? snd->key : NULL);
+    if (snd->rc == 0) {
+        m = json_pack("{s:s}", "msg", "ping");
+        snd->rc = tdm_mig_send(ctx, snd->conn, m);
+        json_decref(m);
+        if (snd->rc == 0) {
+            snd->rc = tdm_mig_recv(ctx, snd->conn, 5000, "pong", &m);
+            json_decref(m);
+        }
+    } else {
+        /* What a failing sender does: hang up, so the receiver is not left waiting. */
+        shutdown(sv[0], SHUT_RDWR);
+    }
+    snprintf(snd->err, sizeof(snd->err), "%s", tandem_ctx_error(ctx));
+    tandem_ctx_free(ctx);
+    pthread_join(t, NULL);
+}
+
+static void handshake_ok(void **state)
+{
+    struct side s = {.use_key = 1}, r = {.use_key = 1};
+
+    (void)state;
+    memset(s.key, 7, 32);
+    memset(r.key, 7, 32);
+    run_handshake(&s, &r);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(r.rc, 0);
+    assert_true(s.conn->chan.auth && r.conn->chan.auth);
+    assert_memory_equal(s.conn->chan.key, r.conn->chan.key, 32);
+    /* The session key is not the PSK. */
+    assert_memory_not_equal(s.conn->chan.key, s.key, 32);
+    tandem_migrate_conn_close(s.conn);
+    tandem_migrate_conn_close(r.conn);
+}
+
+static void handshake_wrong_key(void **state)
+{
+    struct side s = {.use_key = 1}, r = {.use_key = 1};
+
+    (void)state;
+    memset(s.key, 7, 32);
+    memset(r.key, 8, 32);
+    run_handshake(&s, &r);
+    assert_int_equal(s.rc, TANDEM_ERR_PERM);
+    assert_int_equal(r.rc, TANDEM_ERR_PERM);
+    assert_non_null(strstr(s.err, "key does not match"));
+    assert_non_null(strstr(r.err, "does not know our key"));
+    assert_false(s.conn->chan.auth);
+    assert_false(r.conn->chan.auth);
+    tandem_migrate_conn_close(s.conn);
+    tandem_migrate_conn_close(r.conn);
+}
+
+static void handshake_no_key(void **state)
+{
+    struct side s = {.use_key = 0}, r = {.use_key = 1};
+    struct side s2 = {.use_key = 1}, r2 = {.use_key = 0};
+
+    (void)state;
+    memset(r.key, 7, 32);
+    run_handshake(&s, &r);
+    /* A sender without a key is refused by a keyed receiver; neither side goes on. */
+    assert_int_equal(s.rc, TANDEM_ERR_PERM);
+    assert_non_null(strstr(s.err, "requires key authentication"));
+    assert_int_not_equal(r.rc, 0);
+    tandem_migrate_conn_close(s.conn);
+    tandem_migrate_conn_close(r.conn);
+
+    /* A keyed sender refuses a receiver that does not authenticate. */
+    memset(s2.key, 7, 32);
+    run_handshake(&s2, &r2);
+    assert_int_equal(s2.rc, TANDEM_ERR_PERM);
+    assert_non_null(strstr(s2.err, "does not authenticate"));
+    assert_int_not_equal(r2.rc, 0);
+    tandem_migrate_conn_close(s2.conn);
+    tandem_migrate_conn_close(r2.conn);
+}
+
+static void handshake_plain(void **state)
+{
+    struct side s = {.use_key = 0}, r = {.use_key = 0};
+
+    (void)state;
+    run_handshake(&s, &r);
+    assert_int_equal(s.rc, 0);
+    assert_int_equal(r.rc, 0);
+    assert_false(s.conn->chan.auth);
+    tandem_migrate_conn_close(s.conn);
+    tandem_migrate_conn_close(r.conn);
+}
+
+static void proofs_differ(void **state)
+{
+    uint8_t psk[32], a[32], b[32], p1[32], p2[32];
+
+    (void)state;
+    memset(psk, 1, 32);
+    memset(a, 2, 32);
+    memset(b, 3, 32);
+    /* The receiver's proof is not the sender's with the nonces swapped (no reflection). */
+    tdm_mig_proof(psk, TDM_MIG_DIR_SENDER, a, b, p1);
+    tdm_mig_proof(psk, TDM_MIG_DIR_RECEIVER, a, b, p2);
+    assert_memory_not_equal(p1, p2, 32);
+    tdm_mig_proof(psk, TDM_MIG_DIR_SENDER, b, a, p2);
+    assert_memory_not_equal(p1, p2, 32);
+}
+
+static void shell_argv(void **state)
+{
+    char **v;
+    char *extra[] = {"-p", NULL};
+
+    (void)state;
+    assert_int_equal(tandem_migrate_shell_argv(NULL, NULL, "backup", NULL, NULL, &v), 0);
+    assert_string_equal(v[0], "ssh");
+    assert_string_equal(v[1], "backup");
+    assert_string_equal(v[2], "tandem");
+    assert_string_equal(v[3], "migrate-receive");
+    assert_null(v[4]);
+    tandem_migrate_argv_free(v);
+    assert_int_equal(tandem_migrate_shell_argv(NULL, " ip netns exec  ns-b env TANDEM_RUNDIR=/r ",
+                                               "", "/b/tandem migrate-receive", extra, &v),
+                     0);
+    assert_string_equal(v[0], "ip");
+    assert_string_equal(v[3], "ns-b");
+    assert_string_equal(v[5], "TANDEM_RUNDIR=/r");
+    assert_string_equal(v[6], "/b/tandem");
+    assert_string_equal(v[7], "migrate-receive");
+    assert_string_equal(v[8], "-p");
+    assert_null(v[9]);
+    tandem_migrate_argv_free(v);
+}
+
+static void key_files(void **state)
+{
+    char dir[] = "/tmp/tdm-migkey-XXXXXX", path[64];
+    uint8_t k1[32], k2[32];
+    tandem_ctx *ctx;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/key", dir);
+    tandem_ctx_alloc(&ctx);
+    assert_int_equal(tandem_migrate_key_load(ctx, path, k1), TANDEM_ERR_NOTFOUND);
+    assert_non_null(strstr(tandem_ctx_error(ctx), path));
+    f = fopen(path, "w");
+    fputs("short", f);
+    fclose(f);
+    chmod(path, 0600);
+    assert_int_equal(tandem_migrate_key_load(ctx, path, k1), TANDEM_ERR_INVAL);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "at least 16"));
+    f = fopen(path, "w");
+    fputs("0123456789abcdef0123456789abcdef", f);
+    fclose(f);
+    chmod(path, 0644);
+    assert_int_equal(tandem_migrate_key_load(ctx, path, k1), TANDEM_ERR_PERM);
+    assert_non_null(strstr(tandem_ctx_error(ctx), "chmod 600"));
+    chmod(path, 0600);
+    assert_int_equal(tandem_migrate_key_load(ctx, path, k1), 0);
+    assert_int_equal(tandem_migrate_key_load(ctx, path, k2), 0);
+    assert_memory_equal(k1, k2, 32);
+    f = fopen(path, "a");
+    fputs("x", f);
+    fclose(f);
+    assert_int_equal(tandem_migrate_key_load(ctx, path, k2), 0);
+    assert_memory_not_equal(k1, k2, 32);
+    unlink(path);
+    rmdir(dir);
+    tandem_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frame_bytes),     cmocka_unit_test(frame_auth),
+        cmocka_unit_test(frame_garbage),   cmocka_unit_test(handshake_ok),
+        cmocka_unit_test(handshake_wrong_key), cmocka_unit_test(handshake_no_key),
+        cmocka_unit_test(handshake_plain), cmocka_unit_test(proofs_differ),
+        cmocka_unit_test(shell_argv),      cmocka_unit_test(key_files),
+    };
+    if (sodium_init() < 0)
+        return 1;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
