@@ -1410,6 +1410,61 @@ static void test_live_stream(void **state)
     close(fd);
 }
 
+/*
+ * No syscall per record: on a SOCK_SEQPACKET socket every sendmsg is one
+ * packet, so packets counted on the far end are the writer's syscalls.
+ */
+static int count_packets(int fd, size_t *bytes)
+{
+    static uint8_t buf[1 << 20];
+    int n = 0;
+    ssize_t got;
+
+    *bytes = 0;
+    while ((got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+        n++;
+        *bytes += (size_t)got;
+    }
+    return n;
+}
+
+static void test_batched_syscalls(void **state)
+{
+    static uint8_t pages[10][SAMPLE_PS];
+    struct tandem_stream_params p = {SAMPLE_PS, TANDEM_STREAM_CHECKPOINTED, 0, 0};
+    tandem_stream_writer *w;
+    const void *pp[10];
+    uint64_t pfns[10];
+    size_t bytes;
+    int sv[2], one_mib = 1 << 20;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &one_mib, sizeof(one_mib)), 0);
+    assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &one_mib, sizeof(one_mib)), 0);
+    assert_int_equal(tandem_stream_writer_open(ctx, sv[0], &p, &w), 0);
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(tandem_stream_write_heartbeat(w, i, i), 0);
+    assert_int_equal(count_packets(sv[1], &bytes), 0); /* all still buffered */
+    assert_int_equal(tandem_stream_flush(w), 0);
+    assert_int_equal(count_packets(sv[1], &bytes), 1);
+    assert_int_equal(bytes, 32 + 100 * 32);
+
+    /* Ten pages (from scattered memory) plus the queued records: still one write. */
+    for (int i = 0; i < 10; i++) {
+        sample_page(pages[9 - i], (uint64_t)i, 0);
+        pp[i] = pages[9 - i];
+        pfns[i] = (uint64_t)i;
+    }
+    assert_int_equal(tandem_stream_write_checkpoint(w, 1), 0);
+    assert_int_equal(tandem_stream_write_pages(w, pfns, pp, 10), 0);
+    assert_int_equal(count_packets(sv[1], &bytes), 1);
+    assert_int_equal(bytes, 24 + 16 + 16 + 80 + 10 * SAMPLE_PS);
+    assert_int_equal(tandem_stream_bytes(w), 32 + 100 * 32 + bytes);
+    tandem_stream_writer_free(w);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1435,6 +1490,7 @@ int main(void)
         cmocka_unit_test(test_decode_vcpu),
         cmocka_unit_test(test_decode_others),
         cmocka_unit_test(test_live_stream),
+        cmocka_unit_test(test_batched_syscalls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
