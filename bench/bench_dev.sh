@@ -59,7 +59,7 @@ host_tap() { # write|read
 }
 guest_blk() { # rings kib -> "write read"
     "$VMM" --memory 64 --kernel "$G/blkperf.elf" --disk "$TMP/disk.img,raw,xvda,rw" \
-        --cmdline "mib=$3 kib=$2 flush_every=$4 tg_rings=$1" |
+        --cmdline "mib=$3 kib=$2 flush_every=$4 tg_blk_ring=$1" |
         sed -n 's/.*write_flush_MBps \([0-9]*\) read_MBps \([0-9]*\).*/\1 \2/p'
 }
 

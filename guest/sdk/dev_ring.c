@@ -21,8 +21,15 @@ static struct tandem_ring *ring_create(unsigned handle)
     struct tandem_ring *r;
     void *mem;
 
-    /* tg_rings=0 on the command line keeps the per-request calls (benchmarks compare both). */
-    if (!d || tg_cmdline_long("tg_rings", 1) == 0)
+    /*
+     * tg_rings=0 on the command line keeps the per-request calls (benchmarks
+     * compare both). Disks use their ring only with tg_blk_ring=1: a
+     * synchronous request needs the vCPU and the I/O thread running at the
+     * same time, and on a loaded 2-CPU host that made 4 KiB requests 3-5x
+     * slower than one hypercall (3-15x faster when idle; docs/devices.md).
+     */
+    if (!d || tg_cmdline_long("tg_rings", 1) == 0 ||
+        (d->type == TANDEM_DEVICE_DISK && tg_cmdline_long("tg_blk_ring", 0) == 0))
         return NULL;
     if (d->type == TANDEM_DEVICE_VIF) {
         slots = NET_SLOTS;

@@ -49,15 +49,17 @@ def case_blk_roundtrip(tmp):
         f.truncate(8 << 20)
     spec = f"{img},raw,xvda,rw"
     # The per-request hypercalls (tg_rings=0) and the ring must agree on everything.
-    expect_success(vmm(spec, "seed=6 tg_rings=0"), "write+verify over hypercalls")
-    expect_success(vmm(spec, "seed=6 mode=verify"), "verify over the ring")
+    expect_success(vmm(spec, "seed=6 tg_blk_ring=1"), "write+verify over the ring")
+    expect_success(vmm(spec, "seed=6 mode=verify"), "verify over hypercalls")
     p = vmm(spec, "seed=7")  # write, flush, read back, and the bad requests
     expect_success(p, "write+verify")
     check("disk xvda handle 0 capacity 8388608 sector 512 flags 0" in p.stdout,
           f"boot-info entry wrong: {p.stdout!r}")
     # A new VMM process sees what the first one flushed.
     expect_success(vmm(spec, "seed=7 mode=verify"), "verify after VMM restart")
-    expect_success(vmm(spec, "seed=7 mode=verify tg_rings=0"), "verify over hypercalls")
+    expect_success(vmm(spec, "seed=7 mode=verify tg_blk_ring=1"), "verify over the ring")
+    p = vmm(spec, "seed=7 tg_blk_ring=1")  # the bad requests through the ring
+    expect_success(p, "write+verify+bad requests over the ring")
     # ...and the checker can fail: another seed's pattern is not there.
     p = vmm(spec, "seed=8 mode=verify")
     check(p.returncode != 0 and "differs from seed 8" in p.stdout,
