@@ -25,3 +25,9 @@ if [ -r /dev/kvm ] && [ -x "$BUILD/bench/bench_hypercall" ]; then
 else
     echo "skipped: /dev/kvm or $BUILD/bench/bench_hypercall missing"
 fi
+
+# --- devices (bench_dev.sh): frames/s through a vif and block MB/s, rings and per-request
+# hypercalls, each against a plain host process doing the same (TAP, file) as a ratio.
+# Needs root and /dev/kvm (prints "skipped" otherwise).
+echo "== devices"
+bash "$(dirname "$0")/bench_dev.sh" "$BUILD" 3
