@@ -25,11 +25,12 @@ static uint64_t now_ns(void)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_dev send IFACE DSTMAC COUNT SIZE   raw frames into IFACE (AF_PACKET)\n"
-            "       bench_dev tap-write TAP COUNT SIZE        frames into a persistent TAP\n"
-            "       bench_dev tap-read TAP COUNT              frames out of a persistent TAP\n"
-            "       bench_dev file PATH MIB                   1 MiB pwrite+fdatasync, then pread\n");
+    fprintf(
+        stderr,
+        "usage: bench_dev send IFACE DSTMAC COUNT SIZE   raw frames into IFACE (AF_PACKET)\n"
+        "       bench_dev tap-write TAP COUNT SIZE        frames into a persistent TAP\n"
+        "       bench_dev tap-read TAP COUNT              frames out of a persistent TAP\n"
+        "       bench_dev file PATH MIB                   1 MiB pwrite+fdatasync, then pread\n");
     return 2;
 }
 
@@ -74,8 +75,8 @@ int main(int argc, char **argv)
         long count = atol(argv[4]), size = atol(argv[5]);
         struct sockaddr_ll sll;
         int fd = socket(AF_PACKET, SOCK_RAW, 0);
-        if (fd < 0 || sscanf(argv[3], "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4],
-                             &m[5]) != 6) {
+        if (fd < 0 ||
+            sscanf(argv[3], "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6) {
             perror("send");
             return 1;
         }

@@ -45,13 +45,14 @@ static int list_devices(struct cli *cli, int argc, char **argv, int nics)
             status = cli_fail_ctx(cli, NULL);
             continue;
         }
-        /* No event channels or grant refs here: those columns stay -1 as for a disconnected xl device. */
+        /* No event channels or grant refs here: those columns stay -1 as for a disconnected xl
+         * device. */
         for (int i = 0; i < n; i++) {
             if (nics) {
                 char mac[TANDEM_MAC_STRLEN];
                 tandem_mac_format(nl[i].mac, mac);
-                printf("%-3d 0  %s %6d %5d %6d %8d/%-8d %s@%s\n", nl[i].devid, mac, nl[i].devid,
-                       4, -1, -1, -1, nl[i].ifname ? nl[i].ifname : "-",
+                printf("%-3d 0  %s %6d %5d %6d %8d/%-8d %s@%s\n", nl[i].devid, mac, nl[i].devid, 4,
+                       -1, -1, -1, nl[i].ifname ? nl[i].ifname : "-",
                        nl[i].bridge ? nl[i].bridge : "-");
             } else {
                 char num[32];

@@ -50,7 +50,8 @@ int tandem_domain_nics(tandem_ctx *ctx, uint32_t domid, tandem_device_nic **out,
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    json_array_foreach(devs, i, o) {
+    json_array_foreach(devs, i, o)
+    {
         tandem_device_nic *nic;
         const char *type = json_string_value(json_object_get(o, "type"));
         const char *mac = json_string_value(json_object_get(o, "mac"));
@@ -61,9 +62,9 @@ int tandem_domain_nics(tandem_ctx *ctx, uint32_t domid, tandem_device_nic **out,
         tandem_device_nic_init(nic);
         nic->devid = (int)json_integer_value(json_object_get(o, "devid"));
         nic->mtu = (int)json_integer_value(json_object_get(o, "mtu"));
-        if ((mac && tandem_mac_parse(mac, nic->mac) != 0) ||
-            dup_str(o, "ifname", &nic->ifname) || dup_str(o, "bridge", &nic->bridge) ||
-            dup_str(o, "script", &nic->script) || dup_str(o, "ip", &nic->ip)) {
+        if ((mac && tandem_mac_parse(mac, nic->mac) != 0) || dup_str(o, "ifname", &nic->ifname) ||
+            dup_str(o, "bridge", &nic->bridge) || dup_str(o, "script", &nic->script) ||
+            dup_str(o, "ip", &nic->ip)) {
             rc = tandem_error(ctx, TANDEM_ERR_PROTO,
                               "domain %u: malformed vif in the \"devices\" reply", domid);
             goto out;
@@ -95,7 +96,8 @@ int tandem_domain_disks(tandem_ctx *ctx, uint32_t domid, tandem_device_disk **ou
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    json_array_foreach(devs, i, o) {
+    json_array_foreach(devs, i, o)
+    {
         tandem_device_disk *disk;
         const char *type = json_string_value(json_object_get(o, "type"));
 

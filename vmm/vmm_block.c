@@ -127,8 +127,8 @@ int vmm_block_read(struct vmm_dev *d, uint64_t offset, void *buf, uint64_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            vmm_log("disk %s: read at %llu: %s", vdev_of(d),
-                    (unsigned long long)(offset + done), strerror(errno));
+            vmm_log("disk %s: read at %llu: %s", vdev_of(d), (unsigned long long)(offset + done),
+                    strerror(errno));
             return TANDEM_HC_EIO;
         }
         if (n == 0) { /* the file shrank under us: read zeros, as a sparse tail would */
@@ -152,8 +152,8 @@ int vmm_block_write(struct vmm_dev *d, uint64_t offset, const void *buf, uint64_
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            vmm_log("disk %s: write at %llu: %s", vdev_of(d),
-                    (unsigned long long)(offset + done), n < 0 ? strerror(errno) : "no progress");
+            vmm_log("disk %s: write at %llu: %s", vdev_of(d), (unsigned long long)(offset + done),
+                    n < 0 ? strerror(errno) : "no progress");
             return TANDEM_HC_EIO;
         }
         done += (uint64_t)n;

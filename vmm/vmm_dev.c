@@ -130,12 +130,11 @@ json_t *vmm_dev_json(struct vmm *vm)
         struct vmm_dev *d = &vm->devs[k];
 
         if (d->disk) {
-            o = json_pack("{s:s,s:i,s:i,s:s,s:s,s:s,s:b,s:I,s:i}", "type", "disk", "handle",
-                          (int)k, "devid", d->devid, "vdev", d->disk->vdev ? d->disk->vdev : "",
+            o = json_pack("{s:s,s:i,s:i,s:s,s:s,s:s,s:b,s:I,s:i}", "type", "disk", "handle", (int)k,
+                          "devid", d->devid, "vdev", d->disk->vdev ? d->disk->vdev : "",
                           "pdev_path", d->disk->pdev_path ? d->disk->pdev_path : "", "format",
                           "raw", "readonly", d->blk.readonly, "capacity",
-                          (json_int_t)d->blk.capacity, "sector_size",
-                          (int)d->abi.sector_size);
+                          (json_int_t)d->blk.capacity, "sector_size", (int)d->abi.sector_size);
         } else {
             o = json_pack("{s:s,s:i,s:i,s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:I,s:I}", "type", "vif",
                           "handle", (int)k, "devid", d->devid, "mac", d->vif.mac_str, "ifname",

@@ -36,8 +36,8 @@ struct vmm_ring {
     struct vmm_dev *dev;
     tandem_gpa_t gpa;
     uint32_t slots, slot_size;
-    int doorbell_fd;   /* eventfd KVM writes when the guest rings */
-    bool ioeventfd_on; /* registered with KVM_IOEVENTFD */
+    int doorbell_fd;           /* eventfd KVM writes when the guest rings */
+    bool ioeventfd_on;         /* registered with KVM_IOEVENTFD */
     uint32_t tx_cons, rx_prod; /* the VMM's own indexes (mirrored into the header) */
     uint64_t tx_dropped;
 };
@@ -381,8 +381,7 @@ static void ring_free(struct vmm *vm, struct vmm_dev *d)
     if (!r)
         return;
     if (r->ioeventfd_on && ioeventfd(vm, r, false) < 0)
-        vmm_log("%s %u: KVM_IOEVENTFD deassign: %s", d->ops->kind, d->abi.handle,
-                strerror(errno));
+        vmm_log("%s %u: KVM_IOEVENTFD deassign: %s", d->ops->kind, d->abi.handle, strerror(errno));
     if (r->doorbell_fd >= 0) {
         epoll_ctl(vm->io->epoll_fd, EPOLL_CTL_DEL, r->doorbell_fd, NULL);
         close(r->doorbell_fd);
@@ -410,9 +409,8 @@ int vmm_io_ring_setup(struct vmm *vm, struct vmm_dev *d, tandem_gpa_t gpa, uint6
     if (h.magic != TANDEM_RING_MAGIC || h.kind != d->abi.type)
         goto out;
     if (d->abi.type == TANDEM_DEVICE_VIF) {
-        if (h.slots == 0 || h.slots > MAX_SLOTS || (h.slots & (h.slots - 1)) ||
-            h.slot_size % 64 || h.slot_size > MAX_SLOT_SIZE ||
-            h.slot_size < TANDEM_RING_SLOT_HDR + d->abi.mtu + 14)
+        if (h.slots == 0 || h.slots > MAX_SLOTS || (h.slots & (h.slots - 1)) || h.slot_size % 64 ||
+            h.slot_size > MAX_SLOT_SIZE || h.slot_size < TANDEM_RING_SLOT_HDR + d->abi.mtu + 14)
             goto out;
         need += 2ull * h.slots * h.slot_size; /* bounded above: no overflow */
         if (size < need)
@@ -436,8 +434,8 @@ int vmm_io_ring_setup(struct vmm *vm, struct vmm_dev *d, tandem_gpa_t gpa, uint6
         goto out;
     }
     if (ioeventfd(vm, r, true) < 0) {
-        vmm_log("%s %u: KVM_IOEVENTFD: %s; the guest keeps the per-request calls",
-                d->ops->kind, d->abi.handle, strerror(errno));
+        vmm_log("%s %u: KVM_IOEVENTFD: %s; the guest keeps the per-request calls", d->ops->kind,
+                d->abi.handle, strerror(errno));
         ret = TANDEM_HC_ENOSYS;
         goto out;
     }
@@ -517,4 +515,31 @@ void vmm_io_stop(struct vmm *vm)
     pthread_mutex_destroy(&io->lock);
     free(io);
     vm->io = NULL;
+}
+
+/* ---- checkpoint engine (vmm_save.c, vmm_restore.c) ------------------------------------------ */
+
+void vmm_io_suspend(struct vmm *vm)
+{
+    if (vm->io)
+        pthread_mutex_lock(&vm->io->lock);
+}
+
+void vmm_io_resume(struct vmm *vm)
+{
+    if (vm->io)
+        pthread_mutex_unlock(&vm->io->lock);
+}
+
+bool vmm_io_ring_where(struct vmm_dev *d, tandem_gpa_t *gpa, uint64_t *size)
+{
+    struct vmm_ring *r = d->ring;
+
+    if (!r)
+        return false;
+    *gpa = r->gpa;
+    *size = TANDEM_RING_HDR_SIZE;
+    if (d->abi.type == TANDEM_DEVICE_VIF)
+        *size += 2ull * r->slots * r->slot_size;
+    return true;
 }

@@ -39,8 +39,8 @@ static int net_setup(struct vmm *vm, struct vmm_dev *d, char *err, size_t errlen
     int n;
 
     d->abi.type = TANDEM_DEVICE_VIF;
-    if (nic->mtu < 0 || (nic->mtu > 0 && ((unsigned)nic->mtu < MTU_MIN ||
-                                          (unsigned)nic->mtu > MTU_MAX))) {
+    if (nic->mtu < 0 ||
+        (nic->mtu > 0 && ((unsigned)nic->mtu < MTU_MIN || (unsigned)nic->mtu > MTU_MAX))) {
         snprintf(err, errlen, "vif %d: mtu=%d: must be between %u and %u", d->devid, nic->mtu,
                  MTU_MIN, MTU_MAX);
         return -1;
@@ -52,8 +52,10 @@ static int net_setup(struct vmm *vm, struct vmm_dev *d, char *err, size_t errlen
         n = snprintf(d->vif.ifname, sizeof(d->vif.ifname), "vif%d.%d", vm->domid, d->devid);
     if (n < 0 || (size_t)n >= sizeof(d->vif.ifname) || strchr(d->vif.ifname, '/') ||
         strchr(d->vif.ifname, ' ')) {
-        snprintf(err, errlen, "vif %d: interface name '%s' is not valid (at most 15 characters, "
-                 "no '/' or spaces)", d->devid, nic->ifname ? nic->ifname : d->vif.ifname);
+        snprintf(err, errlen,
+                 "vif %d: interface name '%s' is not valid (at most 15 characters, "
+                 "no '/' or spaces)",
+                 d->devid, nic->ifname ? nic->ifname : d->vif.ifname);
         return -1;
     }
     if (tandem_mac_is_zero(nic->mac)) {

@@ -90,8 +90,7 @@ static int mac_on_bridge(struct nl_cache *links, struct rtnl_link *br, const uin
 }
 
 /* Run `script action` with Xen-like environment; 0 when it exited 0. */
-static int run_script(struct vmm_dev *d, int domid, const char *action, char *err,
-                      size_t errlen)
+static int run_script(struct vmm_dev *d, int domid, const char *action, char *err, size_t errlen)
 {
     char e_vif[64], e_br[128], e_mac[64], e_ip[128], e_dom[32], e_dev[32], e_mtu[32];
     const char *argv[] = {d->vif.script, action, NULL};
@@ -133,8 +132,8 @@ static int run_script(struct vmm_dev *d, int domid, const char *action, char *er
     }
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
-            snprintf(err, errlen, "vif %s: script %s: waitpid: %s", d->vif.ifname,
-                     d->vif.script, strerror(errno));
+            snprintf(err, errlen, "vif %s: script %s: waitpid: %s", d->vif.ifname, d->vif.script,
+                     strerror(errno));
             return -1;
         }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -174,8 +173,7 @@ int vmm_tap_create(struct vmm_dev *d, int domid, char *err, size_t errlen)
     }
     br = rtnl_link_get_by_name(links, d->vif.bridge);
     if (!br) {
-        snprintf(err, errlen, "vif %s: bridge '%s' does not exist", d->vif.ifname,
-                 d->vif.bridge);
+        snprintf(err, errlen, "vif %s: bridge '%s' does not exist", d->vif.ifname, d->vif.bridge);
         goto out;
     }
     if (!rtnl_link_get_type(br) || strcmp(rtnl_link_get_type(br), "bridge") != 0) {
@@ -209,8 +207,7 @@ int vmm_tap_create(struct vmm_dev *d, int domid, char *err, size_t errlen)
     }
     nlrc = rtnl_link_get_kernel(sk, 0, d->vif.ifname, &tap);
     if (nlrc < 0) {
-        snprintf(err, errlen, "vif %s: TAP device vanished: %s", d->vif.ifname,
-                 nl_geterror(nlrc));
+        snprintf(err, errlen, "vif %s: TAP device vanished: %s", d->vif.ifname, nl_geterror(nlrc));
         goto out;
     }
     d->vif.ifindex = rtnl_link_get_ifindex(tap);

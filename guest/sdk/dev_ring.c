@@ -1,4 +1,5 @@
-/* Guest SDK: sets up a device's shared-memory ring on first use (RING_SETUP), else per-request calls. */
+/* Guest SDK: sets up a device's shared-memory ring on first use (RING_SETUP), else per-request
+ * calls. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,8 @@ static struct tandem_ring *ring_create(unsigned handle)
         slot_size = (TANDEM_RING_SLOT_HDR + d->mtu + 14u + 63u) & ~63u;
         size += (size_t)2 * slots * slot_size;
     }
-    mem = malloc(size + TANDEM_ABI_PAGE_SIZE); /* never freed: the ring lives as long as the guest */
+    mem =
+        malloc(size + TANDEM_ABI_PAGE_SIZE); /* never freed: the ring lives as long as the guest */
     if (!mem)
         return NULL;
     r = (struct tandem_ring *)(((uintptr_t)mem + TANDEM_ABI_PAGE_SIZE - 1) &

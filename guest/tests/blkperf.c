@@ -19,8 +19,8 @@ int main(int argc, char **argv)
 
     (void)argc;
     (void)argv;
-    if (h < 0 || tg_dev((unsigned)h)->capacity < (uint64_t)mib * CHUNK || kib < 1 ||
-        kib > 1024 || 1024 % kib) {
+    if (h < 0 || tg_dev((unsigned)h)->capacity < (uint64_t)mib * CHUNK || kib < 1 || kib > 1024 ||
+        1024 % kib) {
         printf("FAIL: need a disk of at least %ld MiB and kib dividing 1024\n", mib);
         return 1;
     }

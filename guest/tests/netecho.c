@@ -54,7 +54,7 @@ static size_t answer(size_t len, unsigned *pings)
             return 0;
         memcpy(eth, eth + 6, 6);
         memcpy(eth + 6, mac, 6);
-        l3[7] = 2;                  /* reply */
+        l3[7] = 2;                   /* reply */
         memcpy(l3 + 18, l3 + 8, 10); /* target = sender (MAC + IP) */
         memcpy(l3 + 8, mac, 6);
         memcpy(l3 + 14, myip, 4);
