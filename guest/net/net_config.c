@@ -24,8 +24,8 @@ static char *split_prefix(char *v, long *prefix)
         return v;
     *slash = '\0';
     *prefix = strtol(slash + 1, &end, 10);
-    if (end == slash + 1 || *end != '\0')
-        *prefix = -2;
+    if (!isdigit((unsigned char)slash[1]) || *end != '\0' || *prefix > 1000)
+        *prefix = -2; /* digits only: "-1" and "+8" are not prefix lengths */
     return v;
 }
 

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* x86-64 only. */
+/* x86-64 only. (Host builds of parts of lwIP, for unit tests, get it from <endian.h>.) */
+#ifndef BYTE_ORDER
 #define BYTE_ORDER LITTLE_ENDIAN
+#endif
 
 /* The SDK has stdint.h and inttypes.h (format macros), limits.h and ctype.h. */
 #define LWIP_NO_STDINT_H 0
