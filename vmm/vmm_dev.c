@@ -1,7 +1,9 @@
 /* The device table: disks and vifs from the config, their ops, boot-info entries and JSON view. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm.h"
 
@@ -28,6 +30,54 @@ static int add_dev(struct vmm *vm, const struct vmm_dev_ops *ops, char *err, siz
     d->vif.tap_fd = -1;
     vm->num_devs++;
     return 0;
+}
+
+/*
+ * Daemon mode: put generated MACs into DIR/config.json (written aside,
+ * then renamed) before the library hears the domain is up. The config is
+ * what `list -l` shows and what save, migration and Remus carry, so the
+ * guest keeps its MAC wherever it resumes.
+ */
+static int write_back_macs(struct vmm *vm, char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    json_error_t jerr;
+    json_t *cfg = NULL, *nics;
+    bool changed = false;
+    int rc = -1;
+
+    snprintf(path, sizeof(path), "%s/config.json", vm->dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    nics = json_object_get(cfg, "nics");
+    if (!cfg || !json_is_array(nics)) {
+        snprintf(err, errlen, "%s: cannot record generated MACs: %s", path,
+                 cfg ? "no nics array" : jerr.text);
+        goto out;
+    }
+    for (unsigned k = 0; k < vm->num_devs; k++) {
+        struct vmm_dev *d = &vm->devs[k];
+        json_t *nic;
+
+        if (!d->nic || !tandem_mac_is_zero(d->nic->mac))
+            continue;
+        nic = json_array_get(nics, (size_t)(d->nic - vm->p.nics));
+        if (!json_is_object(nic) ||
+            json_object_set_new(nic, "mac", json_string(d->vif.mac_str)) < 0) {
+            snprintf(err, errlen, "%s: cannot record the MAC of vif %s", path, d->vif.ifname);
+            goto out;
+        }
+        changed = true;
+    }
+    if (changed && (json_dump_file(cfg, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0)) {
+        snprintf(err, errlen, "%s: cannot record generated MACs: %s", path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(cfg);
+    return rc;
 }
 
 int vmm_dev_setup_all(struct vmm *vm, char *err, size_t errlen)
@@ -73,6 +123,8 @@ int vmm_dev_setup_all(struct vmm *vm, char *err, size_t errlen)
             set_name(&d->abi, d->disk->vdev ? d->disk->vdev : "disk");
         }
     }
+    if (vm->dir && vm->p.num_nics > 0 && write_back_macs(vm, err, errlen) < 0)
+        goto fail;
     return 0;
 fail:
     vmm_dev_teardown_all(vm);

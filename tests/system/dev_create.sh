@@ -37,6 +37,9 @@ echo "$nl"
 echo "$nl" | grep -Eq "^0 +0 +00:16:3e:[0-9a-f:]{8} .* vif$domid\.0@br0\$" ||
     fail "network-list does not show the generated MAC and vif$domid.0@br0: $nl"
 mac=$(echo "$nl" | awk 'NR == 2 { print $3 }')
+# The generated MAC is recorded in the domain's config (what list -l, save and Remus carry).
+cfgmac=$("$T" list -l dev1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["config"]["nics"][0]["mac"])')
+[ "$cfgmac" = "$mac" ] || fail "list -l shows MAC '$cfgmac', network-list '$mac'"
 bl=$("$T" block-list dev1) || fail "block-list"
 echo "$bl"
 echo "$bl" | grep -Eq "^51712 +0 +0 .* $IMG \(rw\)\$" || fail "block-list: $bl"
