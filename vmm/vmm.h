@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <linux/kvm.h>
 
 #include "tandem_abi.h"
@@ -355,6 +356,83 @@ void vmm_io_doorbell(struct vmm *vm, uint32_t handle);
 bool vmm_io_ring_has_input(struct vmm *vm, struct vmm_dev *d);
 /* Drop every ring (the guest reboots with fresh memory); the I/O thread keeps running. */
 void vmm_io_reset(struct vmm *vm);
+/*
+ * Checkpoint engine (vmm_save.c): hold the I/O thread off guest memory
+ * (it finishes the request it is serving first) from suspend until
+ * resume, so the captured pages and ring indexes agree. No-ops without
+ * an I/O thread. Only the main thread calls these, and never twice.
+ */
+void vmm_io_suspend(struct vmm *vm);
+void vmm_io_resume(struct vmm *vm);
+/* Where d's ring lives (gpa and the size RING_SETUP validated); false when it has none. */
+bool vmm_io_ring_where(struct vmm_dev *d, tandem_gpa_t *gpa, uint64_t *size);
+
+/* ---- vmm_state.c: one vCPU's KVM state for checkpoints (docs/checkpoint.md). */
+struct tandem_stream_block;
+struct vmm_vcpu_state {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_sregs2 sregs2;
+    struct kvm_xcrs xcrs;
+    struct kvm_vcpu_events events;
+    struct kvm_debugregs debugregs;
+    struct kvm_mp_state mp_state;
+    struct kvm_xsave *xsave; /* KVM_GET_XSAVE2 size (malloc'd) */
+    uint32_t xsave_len;
+    struct kvm_msrs *msrs; /* header + entries (malloc'd) */
+    uint32_t msrs_len;
+    bool have_regs, have_sregs, have_sregs2, have_xcrs, have_events, have_debugregs,
+        have_mp_state;
+};
+/* Read the whole state of the parked vCPU (SREGS2 when KVM has it). Message in err on failure. */
+int vmm_state_get(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t errlen);
+/* The state as VCPU_STATE sub-blocks (b has room for 9); pointers into s. Returns the count. */
+size_t vmm_state_blocks(const struct vmm_vcpu_state *s, struct tandem_stream_block *b);
+/* Copy one decoded sub-block into s (restore staging); size mismatches are errors. */
+int vmm_state_take_block(struct vmm_vcpu_state *s, const struct tandem_stream_block *b, char *err,
+                         size_t errlen);
+/* Load s into the parked vCPU (IA32_TSC and TSC_ADJUST are left alone). */
+int vmm_state_set(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t errlen);
+void vmm_state_free(struct vmm_vcpu_state *s);
+
+/* ---- vmm_dirty.c: KVM dirty log of the RAM slot + the VMM's own bitmap. */
+struct vmm_dirty {
+    uint64_t pages, words;
+    uint64_t *kvm;    /* scratch for KVM_GET_DIRTY_LOG */
+    uint64_t *merged; /* pages dirty since the previous harvest (either source) */
+    bool logging;
+};
+/* Switch dirty logging on for RAM and clear the VMM bitmap. */
+int vmm_dirty_start(struct vmm *vm, struct vmm_dirty *d, char *err, size_t errlen);
+/* Fill d->merged with pages dirtied since the start or the last harvest; count or -1. */
+int64_t vmm_dirty_harvest(struct vmm *vm, struct vmm_dirty *d, char *err, size_t errlen);
+/* Logging off, bitmaps freed (idempotent). */
+void vmm_dirty_stop(struct vmm *vm, struct vmm_dirty *d);
+
+/* ---- vmm_save.c: the checkpoint engine's sender side (docs/checkpoint.md). */
+/*
+ * The `save` control command (docs/control.md): text/len is the request,
+ * client the control connection (progress messages go there), fds the
+ * descriptors that came with it (exactly one: the stream; the caller
+ * closes them afterwards). Runs on the main thread until the stream is
+ * written or fails; returns the final reply object.
+ */
+json_t *vmm_save_request(struct vmm *vm, int client, json_t *req, const int *fds, int nfds);
+
+/* ---- vmm_restore.c: the receiver side. */
+/*
+ * Build the domain's memory, vCPU, clock and ring state from the stream on
+ * fd instead of booting it (devices are set up already, the vCPU thread
+ * not yet started). On failure err holds "stream offset X, record N
+ * (TYPE): ..." and guest memory is garbage (the caller exits).
+ */
+int vmm_restore(struct vmm *vm, int fd, char *err, size_t errlen);
+/*
+ * Extension point for Remus (checkpointed streams): called on the
+ * receiving VMM after each complete state has been applied; a nonzero
+ * return ends the restore with an error. NULL (the default) = no ACK.
+ */
+extern int (*vmm_restore_ack_hook)(struct vmm *vm, uint64_t epoch);
 
 /* ---- vmm_main.c: building and rebuilding the domain. */
 /* (Re)load the image and reset the vCPU: used at start and on reboot. */

@@ -196,7 +196,7 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
         }
     } else {
         reply = error_reply("unknown command '%s' (known: info, devices, pause, unpause, "
-                            "destroy, rename)",
+                            "destroy, rename, save)",
                             cmd);
     }
 out:
@@ -213,36 +213,52 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                         .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *cm;
-    json_t *reply;
+    json_t *reply, *req = NULL;
     char *text;
     ssize_t n;
+    int rfds[CONTROL_FDS_MAX], nrfds = 0;
 
     n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return true;
     if (n <= 0)
         return false;
-    /* No command takes fds yet: close any that came along. */
+    /* Only `save` takes an fd (the stream); all are closed after the request. */
     for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
             size_t i, nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             for (i = 0; i < nfd; i++) {
                 int rfd;
                 memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                close(rfd);
+                if (nrfds < CONTROL_FDS_MAX)
+                    rfds[nrfds++] = rfd;
+                else
+                    close(rfd);
             }
         }
     }
     if ((size_t)n > CONTROL_MSG_MAX || (mh.msg_flags & MSG_TRUNC))
         reply = error_reply("request larger than %d bytes", CONTROL_MSG_MAX);
+    else if ((req = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL)) &&
+             json_is_object(req) &&
+             strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "save") == 0)
+        reply = vmm_save_request(vm, fd, req, rfds, nrfds); /* vmm_save.c, docs/checkpoint.md */
     else
         reply = handle_request(vm, buf, (size_t)n, destroy);
+    json_decref(req);
+    while (nrfds > 0)
+        close(rfds[--nrfds]);
     text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
     json_decref(reply);
     if (!text)
         text = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
-    if (text && send(fd, text, strlen(text), MSG_NOSIGNAL) < 0)
-        vmm_log("control reply: %s", strerror(errno));
+    if (text && send(fd, text, strlen(text), MSG_NOSIGNAL) < 0) {
+        /* Progress messages (save) may have filled the socket: give the reader time. */
+        struct pollfd out = {.fd = fd, .events = POLLOUT};
+        if (errno != EAGAIN || poll(&out, 1, 5000) <= 0 ||
+            send(fd, text, strlen(text), MSG_NOSIGNAL) < 0)
+            vmm_log("control reply: %s", errno ? strerror(errno) : "timed out");
+    }
     free(text);
     return true;
 }

@@ -17,10 +17,13 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tandem-vmm --domain-dir DIR --domid N [--paused] [--ready-fd FD]\n"
+               "                  [--restore-fd FD]\n"
                "       tandem-vmm --kernel IMG [--memory MiB] [--cmdline STR] [--verbose]\n"
                "                  [--disk XL-DISK-SPEC]... [--vif XL-VIF-SPEC]...\n"
                "The first form is started by libtandem (docs/control.md); the second runs an\n"
-               "image in the foreground with its console on stdout (exit status: docs/vmm.md).\n");
+               "image in the foreground with its console on stdout (exit status: docs/vmm.md).\n"
+               "--restore-fd builds the domain from a checkpoint stream instead of booting it\n"
+               "and leaves it paused (docs/checkpoint.md).\n");
 }
 
 const char *vmm_halt_name(enum vmm_halt_kind h)
@@ -40,10 +43,11 @@ const char *vmm_halt_name(enum vmm_halt_kind h)
     return "unknown";
 }
 
+/* Set once the domain has had its first memory contents (boot or restore). */
+static bool booted;
+
 int vmm_domain_boot(struct vmm *vm, char *err, size_t errlen)
 {
-    static bool booted;
-
     /* A rebooting guest gets fresh, zeroed RAM (the first boot's memfd is zero already). */
     if (booted) {
         memset(vm->mem.base, 0, vm->mem.size);
@@ -162,14 +166,14 @@ int main(int argc, char **argv)
         {"kernel", required_argument, NULL, 'k'},     {"memory", required_argument, NULL, 'm'},
         {"cmdline", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},          {"disk", required_argument, NULL, 'D'},
-        {"vif", required_argument, NULL, 'V'},
+        {"vif", required_argument, NULL, 'V'},        {"restore-fd", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     static struct vmm vmm;
     struct vmm *vm = &vmm;
     char err[VMM_ERRLEN] = "", path[4096];
     unsigned long long num, mem_mib = DIRECT_DEFAULT_MIB;
-    int opt, ready_fd = -1, status = VMM_EXIT_ERROR, log_fd = -1, pid_fd = -1, con_fd = -1;
+    int opt, ready_fd = -1, restore_fd = -1, status = VMM_EXIT_ERROR, log_fd = -1, pid_fd = -1, con_fd = -1;
     bool paused = false, have_domid = false, made_log = false, made_sock = false,
          made_pid = false, made_con = false, verbose = false, started = false,
          have_dev_opt = false;
@@ -201,6 +205,15 @@ int main(int argc, char **argv)
             }
             ready_fd = (int)num;
             fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+            break;
+        case 'R':
+            if (parse_uint(optarg, 0x7fffffff, &num) < 0 || fcntl((int)num, F_GETFD) < 0) {
+                fprintf(stderr, "tandem-vmm: --restore-fd %s: not an open file descriptor\n",
+                        optarg);
+                return VMM_EXIT_ERROR;
+            }
+            restore_fd = (int)num;
+            fcntl(restore_fd, F_SETFD, FD_CLOEXEC);
             break;
         case 'k':
             kernel = optarg;
@@ -237,7 +250,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc || (!vm->dir == !kernel) || (vm->dir && !have_domid) ||
-        (vm->dir && have_dev_opt)) {
+        (vm->dir && have_dev_opt) || (restore_fd >= 0 && !vm->dir)) {
         usage(stderr);
         return VMM_EXIT_ERROR;
     }
@@ -298,8 +311,17 @@ int main(int argc, char **argv)
         goto out;
     if (vmm_io_start(vm, err, sizeof(err)) < 0)
         goto out;
-    if (vmm_domain_boot(vm, err, sizeof(err)) < 0)
+    if (restore_fd >= 0) {
+        /* A restored domain starts paused: the library unpauses it (docs/checkpoint.md). */
+        if (vmm_restore(vm, restore_fd, err, sizeof(err)) < 0)
+            goto out;
+        close(restore_fd);
+        restore_fd = -1;
+        booted = true;
+        paused = true;
+    } else if (vmm_domain_boot(vm, err, sizeof(err)) < 0) {
         goto out;
+    }
 
     if (!vm->direct) {
         if (vmm_control_open(vm, err, sizeof(err)) < 0)
@@ -309,12 +331,29 @@ int main(int argc, char **argv)
         if (con_fd < 0)
             goto out;
         made_con = true;
-        pid_fd = create_file(vm, "vmm.pid", O_TRUNC, err, sizeof(err));
+        /* Written aside and renamed: a reader never sees an empty or partial pid. */
+        pid_fd = create_file(vm, "vmm.pid.tmp", O_TRUNC, err, sizeof(err));
         if (pid_fd < 0)
             goto out;
-        made_pid = true;
-        dprintf(pid_fd, "%d\n", (int)getpid());
+        if (dprintf(pid_fd, "%d\n", (int)getpid()) < 0) {
+            snprintf(err, sizeof(err), "cannot write %.300s/vmm.pid.tmp: %s", vm->dir,
+                     strerror(errno));
+            close(pid_fd);
+            remove_file(vm, "vmm.pid.tmp");
+            goto out;
+        }
         close(pid_fd);
+        {
+            char from[4096], to[4096];
+            snprintf(from, sizeof(from), "%s/vmm.pid.tmp", vm->dir);
+            snprintf(to, sizeof(to), "%s/vmm.pid", vm->dir);
+            if (rename(from, to) < 0) {
+                snprintf(err, sizeof(err), "cannot create %.300s: %s", to, strerror(errno));
+                unlink(from);
+                goto out;
+            }
+        }
+        made_pid = true;
     }
     if (vmm_console_init(&vm->con, con_fd, vm->direct ? STDOUT_FILENO : -1) < 0) {
         snprintf(err, sizeof(err), "out of memory for the console ring");
@@ -344,8 +383,9 @@ int main(int argc, char **argv)
         status = direct_status(vm);
     } else {
         vmm_control_close(vm);
-        remove_file(vm, "vmm.pid");
+        /* exit-status first: a reaper seeing no vmm.pid must already find why we exited. */
         write_exit_status(vm);
+        remove_file(vm, "vmm.pid");
         status = 0;
     }
 
@@ -369,6 +409,8 @@ out:
     }
     if (ready_fd >= 0)
         close(ready_fd);
+    if (restore_fd >= 0)
+        close(restore_fd);
     if (con_fd >= 0)
         close(con_fd);
     vmm_io_stop(vm);

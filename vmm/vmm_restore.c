@@ -1,0 +1,354 @@
+/* The checkpoint engine's receiver: read a stream, stage each state, apply it at CHECKPOINT (docs/checkpoint.md). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tandem.h"
+#include "tandem_stream.h"
+#include "vmm.h"
+
+#define PAGE_SIZE 4096u
+
+int (*vmm_restore_ack_hook)(struct vmm *vm, uint64_t epoch);
+
+struct ring_state {
+    uint32_t version; /* 1 (vmm_save.c) */
+    uint32_t has_ring;
+    uint64_t gpa;
+    uint64_t size;
+};
+
+/* One staged page of a checkpointed stream (applied only at its CHECKPOINT). */
+struct staged_page {
+    uint64_t pfn;
+    uint8_t data[PAGE_SIZE];
+};
+
+/* Everything of the state being read that is not applied until its CHECKPOINT. */
+struct stage {
+    struct vmm_vcpu_state vcpu;
+    bool have_vcpu;
+    struct tandem_stream_clock clock;
+    bool have_clock;
+    struct ring_state rings[TANDEM_ABI_MAX_DEVICES];
+    bool have_ring_state[TANDEM_ABI_MAX_DEVICES];
+    struct staged_page *pages; /* checkpointed streams only */
+    size_t npages, cap;
+};
+
+/* What the last applied state left for the end of the restore. */
+struct applied {
+    struct tandem_stream_clock clock;
+    struct ring_state rings[TANDEM_ABI_MAX_DEVICES];
+    bool have_ring_state[TANDEM_ABI_MAX_DEVICES];
+    uint64_t epoch;
+    bool any;
+};
+
+struct rst {
+    struct vmm *vm;
+    tandem_ctx *ctx;
+    tandem_stream_reader *r;
+    struct tandem_stream_header hdr;
+    struct tandem_stream_order order;
+    struct stage st;
+    struct applied ap;
+    const struct tandem_stream_record *rec; /* the record being handled (for messages) */
+    char *err;
+    size_t errlen;
+};
+
+static int rec_fail(struct rst *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int rec_fail(struct rst *s, const char *fmt, ...)
+{
+    char msg[VMM_ERRLEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (s->rec)
+        snprintf(s->err, s->errlen, "stream offset %llu, record %llu (%s): %s",
+                 (unsigned long long)s->rec->offset, (unsigned long long)s->rec->index,
+                 tandem_stream_rec_name(s->rec->type), msg);
+    else
+        snprintf(s->err, s->errlen, "stream: %s", msg);
+    return -1;
+}
+
+/* The stream library's message already names offset and record. */
+static int lib_fail(struct rst *s)
+{
+    snprintf(s->err, s->errlen, "%s", tandem_ctx_error(s->ctx));
+    return -1;
+}
+
+static void *dest_page(uint64_t pfn, void *opaque)
+{
+    struct rst *s = opaque;
+
+    if (pfn > (UINT64_MAX >> 12))
+        return NULL;
+    return vmm_gpa_ptr(&s->vm->mem, pfn << 12, PAGE_SIZE);
+}
+
+static int stage_page(uint64_t pfn, const void *data, void *opaque)
+{
+    struct rst *s = opaque;
+    struct staged_page *p;
+
+    if (!dest_page(pfn, s))
+        return rec_fail(s, "page %llu lies outside the domain's %llu MiB of RAM",
+                        (unsigned long long)pfn, (unsigned long long)(s->vm->mem.size >> 20));
+    if (s->st.npages == s->st.cap) {
+        size_t cap = s->st.cap ? s->st.cap * 2 : 1024;
+        p = realloc(s->st.pages, cap * sizeof(*p));
+        if (!p)
+            return rec_fail(s, "out of memory staging pages");
+        s->st.pages = p;
+        s->st.cap = cap;
+    }
+    p = &s->st.pages[s->st.npages++];
+    p->pfn = pfn;
+    if (data)
+        memcpy(p->data, data, PAGE_SIZE);
+    else
+        memset(p->data, 0, PAGE_SIZE);
+    return 0;
+}
+
+static int take_block(uint32_t vcpu_id, const struct tandem_stream_block *b, void *opaque)
+{
+    struct rst *s = opaque;
+    char msg[VMM_ERRLEN];
+
+    (void)vcpu_id;
+    if (vmm_state_take_block(&s->st.vcpu, b, msg, sizeof(msg)) < 0)
+        return rec_fail(s, "%s", msg);
+    return 0;
+}
+
+/* DOMAIN_CONFIG: the domain we were built from must have the same RAM size. */
+static int on_config(struct rst *s)
+{
+    const char *json;
+    size_t len;
+    json_t *j, *b;
+    json_int_t kb;
+    int rc = 0;
+
+    if (tandem_stream_decode_config(s->r, s->rec, &json, &len) < 0)
+        return lib_fail(s);
+    j = json_loadb(json, len, 0, NULL);
+    b = json_object_get(j, "b_info");
+    kb = json_integer_value(json_object_get(b, "max_memkb"));
+    if (!kb)
+        kb = json_integer_value(json_object_get(b, "target_memkb"));
+    if (kb > 0 && (uint64_t)kb << 10 != s->vm->mem.size)
+        rc = rec_fail(s,
+                      "the image is of a domain with %llu MiB of memory, the configuration "
+                      "given has %llu MiB",
+                      (unsigned long long)kb >> 10,
+                      (unsigned long long)(s->vm->mem.size >> 20));
+    json_decref(j);
+    return rc;
+}
+
+static struct vmm_dev *find_dev(struct vmm *vm, uint32_t kind, uint32_t id, unsigned *index)
+{
+    uint32_t type = kind == TANDEM_DEVICE_BLOCK ? TANDEM_DEVICE_DISK : TANDEM_DEVICE_VIF;
+
+    for (unsigned k = 0; k < vm->num_devs; k++)
+        if (vm->devs[k].abi.type == type && (uint32_t)vm->devs[k].devid == id) {
+            *index = k;
+            return &vm->devs[k];
+        }
+    return NULL;
+}
+
+static int on_device(struct rst *s)
+{
+    struct tandem_stream_device dev;
+    struct ring_state rs;
+    unsigned k;
+
+    if (tandem_stream_decode_device(s->r, s->rec, &dev) < 0)
+        return lib_fail(s);
+    if (dev.kind == TANDEM_DEVICE_CONSOLE)
+        return 0; /* informational: the console log stays on the saving host */
+    if (!find_dev(s->vm, dev.kind, dev.id, &k))
+        return rec_fail(s, "state for %s %u, but the domain configuration has no such device",
+                        dev.kind == TANDEM_DEVICE_BLOCK ? "disk" : "vif", dev.id);
+    if (dev.len != sizeof(rs))
+        return rec_fail(s, "%s %u: device state is %zu bytes, expected %zu",
+                        dev.kind == TANDEM_DEVICE_BLOCK ? "disk" : "vif", dev.id, dev.len,
+                        sizeof(rs));
+    memcpy(&rs, dev.data, sizeof(rs));
+    if (rs.version != 1)
+        return rec_fail(s, "device state version %u is not supported (this VMM reads 1)",
+                        rs.version);
+    s->st.rings[k] = rs;
+    s->st.have_ring_state[k] = true;
+    return 0;
+}
+
+/* CHECKPOINT: the staged state is complete; make it the domain's. */
+static int on_checkpoint(struct rst *s, uint64_t epoch)
+{
+    struct vmm *vm = s->vm;
+    char msg[VMM_ERRLEN];
+
+    for (size_t i = 0; i < s->st.npages; i++)
+        memcpy(dest_page(s->st.pages[i].pfn, s), s->st.pages[i].data, PAGE_SIZE);
+    s->st.npages = 0;
+    if (vmm_state_set(vm, &s->st.vcpu, msg, sizeof(msg)) < 0)
+        return rec_fail(s, "cannot load the vCPU state: %s", msg);
+    vmm_state_free(&s->st.vcpu);
+    s->st.have_vcpu = false;
+    s->ap.clock = s->st.clock;
+    memcpy(s->ap.rings, s->st.rings, sizeof(s->ap.rings));
+    memcpy(s->ap.have_ring_state, s->st.have_ring_state, sizeof(s->ap.have_ring_state));
+    memset(s->st.have_ring_state, 0, sizeof(s->st.have_ring_state));
+    s->st.have_clock = false;
+    s->ap.epoch = epoch;
+    s->ap.any = true;
+    if (s->hdr.flags % 4 == TANDEM_STREAM_CHECKPOINTED && vmm_restore_ack_hook &&
+        vmm_restore_ack_hook(vm, epoch) != 0)
+        return rec_fail(s, "acknowledging epoch %llu failed", (unsigned long long)epoch);
+    return 0;
+}
+
+static int handle(struct rst *s, const struct tandem_stream_record *rec, bool staged_pages)
+{
+    uint64_t value = 0;
+    uint32_t id;
+
+    s->rec = rec;
+    switch (rec->type) {
+    case TANDEM_REC_DOMAIN_CONFIG:
+        if (on_config(s) < 0)
+            return -1;
+        break;
+    case TANDEM_REC_PAGE_BATCH:
+        if (staged_pages && tandem_stream_decode_pages(s->r, rec, stage_page, s) != 0)
+            return s->err[0] ? -1 : lib_fail(s);
+        break;
+    case TANDEM_REC_VCPU_STATE:
+        if (tandem_stream_decode_vcpu(s->r, rec, &id, take_block, s) != 0)
+            return s->err[0] ? -1 : lib_fail(s);
+        if (id != 0)
+            return rec_fail(s, "state for vCPU %u; domains have one vCPU (id 0)", id);
+        value = id;
+        s->st.have_vcpu = true;
+        break;
+    case TANDEM_REC_CLOCK:
+        if (tandem_stream_decode_clock(s->r, rec, &s->st.clock) < 0)
+            return lib_fail(s);
+        s->st.have_clock = true;
+        break;
+    case TANDEM_REC_DEVICE_STATE:
+        if (on_device(s) < 0)
+            return -1;
+        break;
+    case TANDEM_REC_DISK_WRITES:
+        return rec_fail(s, "disk writes in a stream are not supported by this VMM yet");
+    case TANDEM_REC_CHECKPOINT:
+        if (tandem_stream_decode_checkpoint(s->r, rec, &value) < 0)
+            return lib_fail(s);
+        break;
+    default:
+        break;
+    }
+    if (tandem_stream_order_check(s->r, &s->order, rec, value) < 0)
+        return lib_fail(s);
+    if (rec->type == TANDEM_REC_CHECKPOINT && on_checkpoint(s, value) < 0)
+        return -1;
+    return 0;
+}
+
+/* After END: time continues from the captured guest time; rings are hooked up again. */
+static int finish(struct rst *s)
+{
+    struct vmm *vm = s->vm;
+    const struct tandem_clock *page = vmm_gpa_ptr(&vm->mem, TANDEM_ABI_CLOCK_ADDR, sizeof(*page));
+
+    s->rec = NULL;
+    if (!s->ap.any)
+        return rec_fail(s, "no complete state (CHECKPOINT) before END");
+    /* The clock page came with the pages; relocate() bumps its generation (the guest re-announces). */
+    vm->clock = *page;
+    vmm_clock_relocate(vm, s->ap.clock.guest_ns, vm->tsc_khz);
+    for (unsigned k = 0; k < vm->num_devs; k++) {
+        struct vmm_dev *d = &vm->devs[k];
+        int ret;
+        if (!s->ap.have_ring_state[k] || !s->ap.rings[k].has_ring)
+            continue;
+        ret = vmm_io_ring_setup(vm, d, s->ap.rings[k].gpa, s->ap.rings[k].size);
+        if (ret != 0)
+            return rec_fail(s, "%s %u: cannot set its ring at 0x%llx up again (error %d)",
+                            d->ops->kind, d->abi.handle, (unsigned long long)s->ap.rings[k].gpa,
+                            ret);
+    }
+    vmm_log("restore: applied epoch %llu; guest time continues at %llu ms (clock generation %llu)",
+            (unsigned long long)s->ap.epoch,
+            (unsigned long long)(s->ap.clock.guest_ns / 1000000),
+            (unsigned long long)vm->clock.generation);
+    return 0;
+}
+
+int vmm_restore(struct vmm *vm, int fd, char *err, size_t errlen)
+{
+    struct rst s = {.vm = vm, .err = err, .errlen = errlen};
+    struct tandem_stream_record rec;
+    bool staged;
+    int rc = -1;
+
+    err[0] = '\0';
+    tandem_stream_order_init(&s.order, 0);
+    if (tandem_ctx_alloc(&s.ctx) < 0 || tandem_stream_reader_open(s.ctx, fd, &s.r) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (tandem_stream_read_header(s.r, &s.hdr) < 0) {
+        lib_fail(&s);
+        goto out;
+    }
+    if (s.hdr.page_size != PAGE_SIZE) {
+        snprintf(err, errlen, "stream offset 0 (header): page size %u, this VMM uses %u",
+                 s.hdr.page_size, PAGE_SIZE);
+        goto out;
+    }
+    tandem_stream_order_dispose(&s.order);
+    tandem_stream_order_init(&s.order, s.hdr.flags & TANDEM_STREAM_F_KIND_MASK);
+    /*
+     * Save and live streams hold one state, read into guest memory as it
+     * comes: on any error this VMM exits and the memory goes with it.
+     * Checkpointed streams (Remus) stage every page until its CHECKPOINT.
+     */
+    staged = (s.hdr.flags & TANDEM_STREAM_F_KIND_MASK) == TANDEM_STREAM_CHECKPOINTED;
+    for (;;) {
+        int r = staged ? tandem_stream_next(s.r, &rec)
+                       : tandem_stream_next_into(s.r, &rec, dest_page, &s);
+        if (r < 0) {
+            lib_fail(&s);
+            goto out;
+        }
+        if (handle(&s, &rec, staged) < 0)
+            goto out;
+        if (rec.type == TANDEM_REC_END)
+            break;
+    }
+    if (tandem_stream_order_finish(s.r, &s.order) < 0) {
+        lib_fail(&s);
+        goto out;
+    }
+    rc = finish(&s);
+out:
+    vmm_state_free(&s.st.vcpu);
+    free(s.st.pages);
+    tandem_stream_order_dispose(&s.order);
+    tandem_stream_reader_free(s.r);
+    tandem_ctx_free(s.ctx);
+    return rc;
+}
