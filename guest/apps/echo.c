@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 {
     long port = tg_cmdline_long("port", 7);
     struct tcp_pcb *lpcb;
-    uint64_t next_report;
+    uint64_t next_report, reported_rx = 0;
 
     (void)argc;
     (void)argv;
@@ -150,8 +150,11 @@ int main(int argc, char **argv)
         if (tg_clock_ns() >= next_report) {
             struct tn_stats st;
             tn_stats(&st);
-            printf("echo: %lu connections open, %lu total, rx %llu tx %llu frames\n", conns_open,
-                   conns_total, (unsigned long long)st.rx_frames, (unsigned long long)st.tx_frames);
+            if (st.rx_frames != reported_rx)
+                printf("echo: %lu connections open, %lu total, rx %llu tx %llu frames\n",
+                       conns_open, conns_total, (unsigned long long)st.rx_frames,
+                       (unsigned long long)st.tx_frames);
+            reported_rx = st.rx_frames;
             next_report = tg_clock_ns() + 10ull * 1000000000u;
         }
         tn_wait(next_report);

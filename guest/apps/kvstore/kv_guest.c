@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     long max_keys = tg_cmdline_long("max_keys", 0);
     char err[256];
     const char *kerr = NULL;
-    uint64_t t0, next_report;
+    uint64_t t0, next_report, reported_mutations = ~0ull;
     int rc;
 
     (void)argc;
@@ -89,8 +89,12 @@ int main(int argc, char **argv)
     for (;;) {
         tn_process();
         kv_lwip_poll(srv);
+        /* Every 10 s while the store changes: useful in the console log, silent when idle. */
         if (tg_clock_ns() >= next_report) {
-            print_stats(store, srv, &bd);
+            kv_store_stats(store, &ks);
+            if (ks.mutations != reported_mutations)
+                print_stats(store, srv, &bd);
+            reported_mutations = ks.mutations;
             next_report = tg_clock_ns() + 10ull * 1000000000u;
         }
         /* A commit may leave writes for the next flush (compaction); do not sleep on them. */
