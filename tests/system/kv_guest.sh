@@ -34,6 +34,12 @@ out=$(on_host client "$CLIENT" --server "$ADDR" --conns 4 --ops 2000) || fail "c
 echo "$out" | tail -1
 echo "$out" | tail -1 | grep -q "^ops: 2000 .*errors: 0 " || fail "clean run summary: $(echo "$out" | tail -1)"
 
+# Many connections at once (group commit across all of them); none may fail.
+out=$(on_host client "$CLIENT" --server "$ADDR" --conns 200 --duration 2 --timeout 5000 --quiet) ||
+    fail "200-connection run failed: $(echo "$out" | tail -1)"
+echo "$out" | tail -1
+echo "$out" | tail -1 | grep -q "errors: 0 " || fail "200-connection run: $(echo "$out" | tail -1)"
+
 # IPv6 to the same store.
 out=$(on_host client "$CLIENT" --server "[$IP6]:7000" --conns 2 --ops 200) || fail "IPv6 run failed: $out"
 echo "$out" | tail -1 | grep -q "^ops: 200 .*errors: 0 " || fail "IPv6 run summary: $(echo "$out" | tail -1)"
