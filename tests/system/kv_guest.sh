@@ -19,11 +19,7 @@ trap_show() { [ "${PASSED:-}" = 1 ] || show_domain primary kvstore; }
 hosts_at_exit trap_show
 
 create_kv() {
-    on_host primary "$T" create "$NG_EXAMPLES/kvstore.cfg" "kernel=\"$G/kvstore.elf\"" \
-        "extra=\"ip=$IP/24 ip6=$IP6/64 port=7000\"" "disk=[\"$DISK,raw,xvda,rw\"]" \
-        'vif=["bridge=br0"]' || fail "tandem create of the kvstore guest failed"
-    wait_console primary kvstore "listening on port 7000" 20 || fail "the kvstore guest did not start"
-    wait_tcp client "$ADDR" 10 || fail "kvstore guest not reachable at $ADDR from client"
+    ng_kvstore_create primary kvstore "$IP" "$DISK"
 }
 
 create_kv

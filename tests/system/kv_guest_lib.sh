@@ -62,3 +62,19 @@ wait_console() {
     done
     return 1
 }
+
+# ng_kvstore_create HOST NAME IP DISK [KEY=VALUE...]: create a kvstore domain NAME on HOST's br0
+# serving IP:7000 (and IPv6 fd99::<last octet of IP>) with its log on the raw image DISK; waits
+# until the guest listens and HOST's peers can connect from `client`. Extra arguments are config
+# overrides (e.g. 'memory=256'). For the save/migration/Remus tests too.
+ng_kvstore_create() {
+    local host=$1 name=$2 ip=$3 disk=$4
+    shift 4
+    on_host "$host" "$T" create "$NG_EXAMPLES/kvstore.cfg" "name=\"$name\"" \
+        "kernel=\"$G/kvstore.elf\"" "extra=\"ip=$ip/24 ip6=fd99::${ip##*.}/64 port=7000\"" \
+        "disk=[\"$disk,raw,xvda,rw\"]" 'vif=["bridge=br0"]' "$@" ||
+        fail "tandem create of kvstore domain $name on $host failed"
+    wait_console "$host" "$name" "listening on port 7000" 20 ||
+        fail "kvstore domain $name on $host did not start: $(console "$host" "$name" | tail -3)"
+    wait_tcp client "$ip:7000" 10 || fail "kvstore domain $name not reachable at $ip:7000 from client"
+}
