@@ -343,6 +343,57 @@ void tandem_stream_summary_dispose(struct tandem_stream_summary *s);
  */
 int tandem_stream_validate(tandem_ctx *ctx, int fd, struct tandem_stream_summary *sum);
 
+/* ------------------------------------------------------------------ staging (Remus backup) */
+
+/*
+ * A receiver that must apply a state only once all of it has arrived
+ * (a Remus backup: a checkpoint cut short by the primary's death is
+ * discarded) feeds every record to a stage; the stage checks and decodes
+ * it, applies the order rules, and keeps a copy until the state's
+ * CHECKPOINT. Pages are held in memory (a pfn sent twice in one state
+ * keeps its last contents), so for a first full copy of a large domain
+ * prefer tandem_stream_next_into() on a validated image.
+ */
+typedef struct tandem_stream_stage tandem_stream_stage;
+
+/* Where a committed state goes; every hook may be NULL, nonzero stops the commit. */
+struct tandem_stream_apply_ops {
+    int (*page)(uint64_t pfn, const void *data /* NULL: zero page */, void *opaque);
+    int (*vcpu)(uint32_t vcpu_id, const struct tandem_stream_block *blocks, size_t n, void *opaque);
+    int (*clock)(const struct tandem_stream_clock *clock, void *opaque);
+    int (*device)(const struct tandem_stream_device *dev, void *opaque);
+    int (*disk)(uint32_t disk, uint32_t sector_size, const struct tandem_stream_extent *e,
+                void *opaque);
+};
+
+/* A stage for a stream read by r (its header already read). 0 or TANDEM_ERR_NOMEM. */
+int tandem_stream_stage_alloc(tandem_stream_reader *r, tandem_stream_stage **out);
+void tandem_stream_stage_free(tandem_stream_stage *st);
+
+/*
+ * Take one record just returned by tandem_stream_next() on the stage's
+ * reader. Returns 0 (state still open), 1 (this CHECKPOINT completed a
+ * state: call tandem_stream_stage_commit), 2 (END: the stream is over),
+ * or an error naming the record (TANDEM_ERR_PROTO for a bad payload or
+ * order); after an error the partial state must be discarded.
+ */
+int tandem_stream_stage_add(tandem_stream_stage *st, const struct tandem_stream_record *rec);
+
+/*
+ * Apply the completed state through ops, in the order pages, vCPUs,
+ * clock, devices, disk writes (each in stream order), then empty the
+ * stage for the next state (also when a hook failed). Returns 0, the first nonzero hook result, or
+ * TANDEM_ERR_BUSY when no complete state is staged.
+ */
+int tandem_stream_stage_commit(tandem_stream_stage *st, const struct tandem_stream_apply_ops *ops,
+                               void *opaque);
+/* Drop whatever the stage holds of an incomplete state (the last commit stays applied). */
+void tandem_stream_stage_discard(tandem_stream_stage *st);
+/* Epoch of the staged complete state, or of the last committed one. */
+uint64_t tandem_stream_stage_epoch(const tandem_stream_stage *st);
+/* DOMAIN_CONFIG text seen on this stream (NUL-terminated), NULL before it. */
+const char *tandem_stream_stage_config(const tandem_stream_stage *st);
+
 #ifdef __cplusplus
 }
 #endif

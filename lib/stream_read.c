@@ -1,4 +1,4 @@
-/* Stream reader: header and record framing checks, payload decoders, order rules, validator. */
+/* Stream reader: framing checks, payload decoders, order rules, validator, state staging. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -755,5 +755,319 @@ out:
     tandem_stream_reader_free(r);
     if (!sum)
         tandem_stream_summary_dispose(&local);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ staging */
+
+/* A staged VCPU_STATE, CLOCK, DEVICE_STATE or DISK_WRITES record (already validated). */
+struct stage_rec {
+    uint32_t type;
+    uint32_t length;
+    uint8_t *body;
+};
+
+#define STAGE_NO_DATA UINT32_MAX
+
+struct tandem_stream_stage {
+    tandem_stream_reader *r;
+    struct tandem_stream_order order;
+    char *config;
+    int complete;
+    uint64_t epoch;
+    /* Pages: slots in first-arrival order, an open-addressing pfn index, a data arena. */
+    uint64_t *slot_pfn;
+    uint32_t *slot_data; /* data page index, STAGE_NO_DATA for a zero page */
+    size_t nslots, cap_slots;
+    uint32_t *index; /* slot + 1, 0 = empty; cap_index is a power of two */
+    size_t cap_index;
+    uint8_t *data;
+    size_t ndata, cap_data;
+    struct stage_rec *recs;
+    size_t nrecs, cap_recs;
+};
+
+int tandem_stream_stage_alloc(tandem_stream_reader *r, tandem_stream_stage **out)
+{
+    tandem_stream_stage *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory for a stream stage");
+    st->r = r;
+    tandem_stream_order_init(&st->order, r->flags & TANDEM_STREAM_F_KIND_MASK);
+    *out = st;
+    return 0;
+}
+
+void tandem_stream_stage_discard(tandem_stream_stage *st)
+{
+    for (size_t i = 0; i < st->nrecs; i++)
+        free(st->recs[i].body);
+    st->nrecs = 0;
+    st->nslots = 0;
+    st->ndata = 0;
+    if (st->index)
+        memset(st->index, 0, st->cap_index * sizeof(*st->index));
+    st->complete = 0;
+}
+
+void tandem_stream_stage_free(tandem_stream_stage *st)
+{
+    if (!st)
+        return;
+    tandem_stream_stage_discard(st);
+    tandem_stream_order_dispose(&st->order);
+    free(st->config);
+    free(st->slot_pfn);
+    free(st->slot_data);
+    free(st->index);
+    free(st->data);
+    free(st->recs);
+    free(st);
+}
+
+uint64_t tandem_stream_stage_epoch(const tandem_stream_stage *st)
+{
+    return st->epoch;
+}
+
+const char *tandem_stream_stage_config(const tandem_stream_stage *st)
+{
+    return st->config;
+}
+
+static size_t stage_hash(uint64_t pfn, size_t cap)
+{
+    return (size_t)((pfn * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+/* Make room for one more slot, keeping the index at most half full. */
+static int stage_grow_pages(tandem_stream_stage *st)
+{
+    if (st->nslots == st->cap_slots) {
+        size_t cap = st->cap_slots ? 2 * st->cap_slots : 1024;
+        uint64_t *p = realloc(st->slot_pfn, cap * sizeof(*p));
+        if (p)
+            st->slot_pfn = p;
+        uint32_t *d = p ? realloc(st->slot_data, cap * sizeof(*d)) : NULL;
+        if (!d)
+            return TANDEM_ERR_NOMEM;
+        st->slot_data = d;
+        st->cap_slots = cap;
+    }
+    if (2 * (st->nslots + 1) > st->cap_index) {
+        size_t cap = st->cap_index ? 2 * st->cap_index : 2048;
+        uint32_t *idx = calloc(cap, sizeof(*idx));
+        if (!idx)
+            return TANDEM_ERR_NOMEM;
+        for (size_t s = 0; s < st->nslots; s++) {
+            size_t h = stage_hash(st->slot_pfn[s], cap);
+            while (idx[h])
+                h = (h + 1) & (cap - 1);
+            idx[h] = (uint32_t)s + 1;
+        }
+        free(st->index);
+        st->index = idx;
+        st->cap_index = cap;
+    }
+    return 0;
+}
+
+static int stage_page(uint64_t pfn, const void *data, void *opaque)
+{
+    tandem_stream_stage *st = opaque;
+    size_t ps = st->r->page_size, h;
+    uint32_t slot;
+
+    if (stage_grow_pages(st) < 0)
+        return TANDEM_ERR_NOMEM;
+    h = stage_hash(pfn, st->cap_index);
+    while (st->index[h] && st->slot_pfn[st->index[h] - 1] != pfn)
+        h = (h + 1) & (st->cap_index - 1);
+    if (st->index[h]) {
+        slot = st->index[h] - 1;
+    } else {
+        slot = (uint32_t)st->nslots++;
+        st->index[h] = slot + 1;
+        st->slot_pfn[slot] = pfn;
+        st->slot_data[slot] = STAGE_NO_DATA;
+    }
+    if (!data) {
+        st->slot_data[slot] = STAGE_NO_DATA;
+        return 0;
+    }
+    if (st->slot_data[slot] == STAGE_NO_DATA) {
+        if (st->ndata == st->cap_data) {
+            size_t cap = st->cap_data ? 2 * st->cap_data : 256;
+            uint8_t *d = realloc(st->data, cap * ps);
+            if (!d)
+                return TANDEM_ERR_NOMEM;
+            st->data = d;
+            st->cap_data = cap;
+        }
+        st->slot_data[slot] = (uint32_t)st->ndata++;
+    }
+    memcpy(st->data + (size_t)st->slot_data[slot] * ps, data, ps);
+    return 0;
+}
+
+static int stage_keep(tandem_stream_stage *st, const struct tandem_stream_record *rec)
+{
+    if (st->nrecs == st->cap_recs) {
+        size_t cap = st->cap_recs ? 2 * st->cap_recs : 16;
+        struct stage_rec *n = realloc(st->recs, cap * sizeof(*n));
+        if (!n)
+            return stream_rec_error(st->r, rec, TANDEM_ERR_NOMEM, "out of memory to stage it");
+        st->recs = n;
+        st->cap_recs = cap;
+    }
+    uint8_t *body = malloc(rec->length ? rec->length : 1);
+    if (!body)
+        return stream_rec_error(st->r, rec, TANDEM_ERR_NOMEM, "out of memory to stage it");
+    memcpy(body, rec->body, rec->length);
+    st->recs[st->nrecs++] = (struct stage_rec){rec->type, rec->length, body};
+    return 0;
+}
+
+int tandem_stream_stage_add(tandem_stream_stage *st, const struct tandem_stream_record *rec)
+{
+    tandem_stream_reader *r = st->r;
+    uint64_t value = 0;
+    int rc;
+
+    if (rec->type & TANDEM_REC_SKIPPABLE)
+        return 0;
+    if (st->complete)
+        return stream_rec_error(r, rec, TANDEM_ERR_BUSY,
+                                "epoch %llu is staged: commit or discard it first",
+                                (unsigned long long)st->epoch);
+    switch (rec->type) {
+    case TANDEM_REC_DOMAIN_CONFIG: {
+        const char *json;
+        if ((rc = tandem_stream_decode_config(r, rec, &json, NULL)) < 0 ||
+            (rc = tandem_stream_order_check(r, &st->order, rec, 0)) < 0)
+            return rc;
+        if (!(st->config = strdup(json)))
+            return stream_rec_error(r, rec, TANDEM_ERR_NOMEM, "out of memory to stage it");
+        return 0;
+    }
+    case TANDEM_REC_PAGE_BATCH:
+        if ((rc = tandem_stream_order_check(r, &st->order, rec, 0)) < 0)
+            return rc;
+        rc = tandem_stream_decode_pages(r, rec, stage_page, st);
+        if (rc == TANDEM_ERR_NOMEM)
+            return stream_rec_error(r, rec, rc, "out of memory to stage its pages");
+        return rc;
+    case TANDEM_REC_VCPU_STATE: {
+        uint32_t id;
+        rc = tandem_stream_decode_vcpu(r, rec, &id, NULL, NULL);
+        value = id;
+        break;
+    }
+    case TANDEM_REC_CLOCK: {
+        struct tandem_stream_clock c;
+        rc = tandem_stream_decode_clock(r, rec, &c);
+        break;
+    }
+    case TANDEM_REC_DEVICE_STATE: {
+        struct tandem_stream_device d;
+        rc = tandem_stream_decode_device(r, rec, &d);
+        break;
+    }
+    case TANDEM_REC_DISK_WRITES:
+        rc = tandem_stream_decode_disk(r, rec, NULL, NULL);
+        break;
+    case TANDEM_REC_CHECKPOINT:
+        if ((rc = tandem_stream_decode_checkpoint(r, rec, &value)) < 0 ||
+            (rc = tandem_stream_order_check(r, &st->order, rec, value)) < 0)
+            return rc;
+        st->complete = 1;
+        st->epoch = value;
+        return 1;
+    case TANDEM_REC_END:
+        if ((rc = tandem_stream_order_check(r, &st->order, rec, 0)) < 0)
+            return rc;
+        return 2;
+    default:
+        return stream_rec_error(r, rec, TANDEM_ERR_INVAL, "not a record a stage takes");
+    }
+    if (rc < 0 || (rc = tandem_stream_order_check(r, &st->order, rec, value)) < 0)
+        return rc;
+    return stage_keep(st, rec);
+}
+
+/* Apply one staged record (validated when it was added). */
+static int stage_apply_rec(const struct stage_rec *sr, const struct tandem_stream_apply_ops *ops,
+                           void *opaque)
+{
+    const uint8_t *b = sr->body;
+    int rc = 0;
+
+    switch (sr->type) {
+    case TANDEM_REC_VCPU_STATE: {
+        uint32_t count = get_le32(b + 4), n = 0;
+        struct tandem_stream_block *blocks;
+        if (!ops->vcpu)
+            return 0;
+        blocks = calloc(count ? count : 1, sizeof(*blocks));
+        if (!blocks)
+            return TANDEM_ERR_NOMEM;
+        for (uint64_t off = 8, i = 0; i < count; i++) {
+            struct tandem_stream_block blk = {get_le32(b + off), get_le32(b + off + 4),
+                                              b + off + 8};
+            off += 8 + stream_pad8(blk.len);
+            if (!(blk.tag & TANDEM_REC_SKIPPABLE))
+                blocks[n++] = blk;
+        }
+        rc = ops->vcpu(get_le32(b), blocks, n, opaque);
+        free(blocks);
+        return rc;
+    }
+    case TANDEM_REC_CLOCK: {
+        struct tandem_stream_clock c = {get_le64(b), get_le64(b + 8), get_le64(b + 16),
+                                        get_le64(b + 24)};
+        return ops->clock ? ops->clock(&c, opaque) : 0;
+    }
+    case TANDEM_REC_DEVICE_STATE: {
+        struct tandem_stream_device d = {get_le32(b), get_le32(b + 4), b + 8, sr->length - 8};
+        return ops->device ? ops->device(&d, opaque) : 0;
+    }
+    case TANDEM_REC_DISK_WRITES: {
+        uint32_t disk = get_le32(b), ss = get_le32(b + 4), count = get_le32(b + 8);
+        if (!ops->disk)
+            return 0;
+        for (uint64_t off = 16, i = 0; i < count && rc == 0; i++) {
+            struct tandem_stream_extent e = {get_le64(b + off), get_le32(b + off + 8),
+                                             b + off + 16};
+            off += 16 + (uint64_t)e.count * ss;
+            rc = ops->disk(disk, ss, &e, opaque);
+        }
+        return rc;
+    }
+    }
+    return 0;
+}
+
+int tandem_stream_stage_commit(tandem_stream_stage *st, const struct tandem_stream_apply_ops *ops,
+                               void *opaque)
+{
+    size_t ps = st->r->page_size;
+    int rc = 0;
+
+    if (!st->complete)
+        return tandem_error(st->r->ctx, TANDEM_ERR_BUSY,
+                            "no complete state is staged (stream offset %llu)",
+                            (unsigned long long)st->r->offset);
+    for (size_t s = 0; s < st->nslots && rc == 0 && ops->page; s++) {
+        uint32_t d = st->slot_data[s];
+        rc = ops->page(st->slot_pfn[s], d == STAGE_NO_DATA ? NULL : st->data + (size_t)d * ps,
+                       opaque);
+    }
+    for (size_t i = 0; i < st->nrecs && rc == 0; i++)
+        rc = stage_apply_rec(&st->recs[i], ops, opaque);
+    if (rc == TANDEM_ERR_NOMEM)
+        tandem_error(st->r->ctx, rc, "out of memory applying epoch %llu",
+                     (unsigned long long)st->epoch);
+    tandem_stream_stage_discard(st);
     return rc;
 }

@@ -34,6 +34,34 @@ static void read_into(tandem_ctx *ctx, int fd)
     tandem_stream_reader_free(r);
 }
 
+static int apply_page(uint64_t pfn, const void *data, void *opaque)
+{
+    return pfn < GUEST_PAGES ? 0 : 1;
+}
+
+/* The Remus backup path: stage each state, commit it at its CHECKPOINT. */
+static void stage(tandem_ctx *ctx, int fd)
+{
+    static const struct tandem_stream_apply_ops ops = {.page = apply_page};
+    struct tandem_stream_record rec;
+    tandem_stream_reader *r;
+    tandem_stream_stage *st = NULL;
+    int rc;
+
+    if (lseek(fd, 0, SEEK_SET) < 0 || tandem_stream_reader_open(ctx, fd, &r) < 0)
+        abort();
+    if (tandem_stream_read_header(r, NULL) == 0 && tandem_stream_stage_alloc(r, &st) == 0) {
+        while (tandem_stream_next(r, &rec) == 0 && (rc = tandem_stream_stage_add(st, &rec)) >= 0) {
+            if (rc == 1)
+                tandem_stream_stage_commit(st, &ops, NULL);
+            if (rc == 2)
+                break;
+        }
+    }
+    tandem_stream_stage_free(st);
+    tandem_stream_reader_free(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int fd = -1;
@@ -57,5 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tandem_stream_summary_dispose(&sum);
     tandem_ctx_clear_error(ctx);
     read_into(ctx, fd);
+    stage(ctx, fd);
     return 0;
 }

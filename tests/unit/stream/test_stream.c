@@ -1465,6 +1465,194 @@ static void test_batched_syscalls(void **state)
     close(sv[1]);
 }
 
+/* ------------------------------------------------------------------ staging */
+
+struct applied {
+    struct guest g;
+    int vcpus, devices, extents, pages;
+    uint64_t guest_ns;
+};
+
+static int ap_page(uint64_t pfn, const void *data, void *o)
+{
+    struct applied *a = o;
+    if (pfn >= GUEST_PAGES)
+        return -1;
+    if (data)
+        memcpy(a->g.mem[pfn], data, SAMPLE_PS);
+    else
+        memset(a->g.mem[pfn], 0, SAMPLE_PS);
+    a->pages++;
+    return 0;
+}
+
+static int ap_vcpu(uint32_t id, const struct tandem_stream_block *b, size_t n, void *o)
+{
+    struct applied *a = o;
+    /* sample_state: REGS first, filled with 0x10 + id; six known blocks. */
+    if (n != 6 || b[0].tag != TANDEM_VCPU_REGS || ((const uint8_t *)b[0].data)[0] != 0x10 + id)
+        return -2;
+    a->vcpus++;
+    return 0;
+}
+
+static int ap_clock(const struct tandem_stream_clock *c, void *o)
+{
+    ((struct applied *)o)->guest_ns = c->guest_ns;
+    return 0;
+}
+
+static int ap_device(const struct tandem_stream_device *d, void *o)
+{
+    ((struct applied *)o)->devices++;
+    return 0;
+}
+
+static int ap_disk(uint32_t disk, uint32_t ss, const struct tandem_stream_extent *e, void *o)
+{
+    ((struct applied *)o)->extents++;
+    return 0;
+}
+
+static const struct tandem_stream_apply_ops ap_ops = {ap_page, ap_vcpu, ap_clock, ap_device,
+                                                      ap_disk};
+
+/*
+ * Feed a stream to a stage, committing each complete state. Returns the
+ * number of commits; *err gets the first error (0 if the stream ended).
+ */
+static int stage_all(int fd, struct applied *a, int *err)
+{
+    struct tandem_stream_record rec;
+    tandem_stream_reader *r;
+    tandem_stream_stage *st;
+    int commits = 0, rc;
+
+    assert_int_equal(tandem_stream_reader_open(ctx, fd, &r), 0);
+    assert_int_equal(tandem_stream_read_header(r, NULL), 0);
+    assert_int_equal(tandem_stream_stage_alloc(r, &st), 0);
+    for (;;) {
+        if ((rc = tandem_stream_next(r, &rec)) < 0 || (rc = tandem_stream_stage_add(st, &rec)) < 0)
+            break;
+        if (rc == 1) {
+            assert_int_equal(tandem_stream_stage_commit(st, &ap_ops, a), 0);
+            commits++;
+            assert_int_equal(tandem_stream_stage_epoch(st), (uint64_t)commits);
+            assert_string_equal(tandem_stream_stage_config(st), SAMPLE_CONFIG);
+        }
+        if (rc == 2) {
+            rc = 0;
+            break;
+        }
+    }
+    *err = rc;
+    tandem_stream_stage_discard(st);
+    tandem_stream_stage_free(st);
+    tandem_stream_reader_free(r);
+    return commits;
+}
+
+static void test_stage_commits(void **state)
+{
+    static struct applied a;
+    struct sample_layout l;
+    uint8_t want[SAMPLE_PS];
+    size_t len;
+    int err;
+    uint8_t *b = sample_bytes(3, TANDEM_COMPRESS_LZ4, &l, &len);
+    int fd = memfd_with(b, len);
+
+    memset(&a, 0xff, sizeof(a.g));
+    a.vcpus = a.devices = a.extents = a.pages = 0;
+    assert_int_equal(stage_all(fd, &a, &err), 3);
+    assert_int_equal(err, 0);
+    assert_int_equal(a.pages, 9);
+    assert_int_equal(a.vcpus, 6);
+    assert_int_equal(a.devices, 6);
+    assert_int_equal(a.extents, 3);
+    assert_int_equal(a.guest_ns, 3000005);
+    for (uint64_t pfn = 11; pfn <= 33; pfn++) {
+        if (pfn % 10 == 0 || pfn % 10 > 3)
+            continue;
+        sample_page(want, pfn, pfn % 10 == 2);
+        assert_memory_equal(a.g.mem[pfn], want, SAMPLE_PS);
+    }
+    close(fd);
+
+    /*
+     * The stream breaks inside the third state (after its pages): the
+     * stage refuses, and guest memory holds exactly what epoch 2 left.
+     */
+    int last = 0;
+    for (int i = 0; i < l.nrec; i++)
+        if (l.rec_type[i] == TANDEM_REC_PAGE_BATCH)
+            last = i;
+    fd = memfd_with(b, l.rec_off[last + 2] + 20);
+    memset(&a, 0xff, sizeof(a.g));
+    a.vcpus = a.pages = 0;
+    assert_int_equal(stage_all(fd, &a, &err), 2);
+    assert_int_equal(err, TANDEM_ERR_PROTO);
+    assert_int_equal(a.pages, 6);
+    assert_int_equal(a.guest_ns, 2000005);
+    memset(want, 0xff, sizeof(want));
+    assert_memory_equal(a.g.mem[31], want, SAMPLE_PS);
+    assert_memory_equal(a.g.mem[33], want, SAMPLE_PS);
+    close(fd);
+    free(b);
+}
+
+/* One pfn twice in a state keeps its last contents; staging refuses to run ahead of commits. */
+static void test_stage_rules(void **state)
+{
+    static uint8_t page[SAMPLE_PS], zero[SAMPLE_PS];
+    static struct applied a;
+    struct tandem_stream_params p = {SAMPLE_PS, TANDEM_STREAM_CHECKPOINTED, 0, 0};
+    struct tandem_stream_record rec;
+    tandem_stream_writer *w;
+    tandem_stream_reader *r;
+    tandem_stream_stage *st;
+    const void *pp[1] = {page}, *zp[1] = {zero};
+    uint64_t pfn = 5, pfn2 = 6;
+    int fd = new_memfd(), rc;
+
+    memset(page, 0x77, sizeof(page));
+    assert_int_equal(tandem_stream_writer_open(ctx, fd, &p, &w), 0);
+    assert_int_equal(tandem_stream_write_config(w, SAMPLE_CONFIG, strlen(SAMPLE_CONFIG)), 0);
+    assert_int_equal(tandem_stream_write_pages(w, &pfn, pp, 1), 0);  /* 5: data */
+    assert_int_equal(tandem_stream_write_pages(w, &pfn, zp, 1), 0);  /* 5: now zero */
+    assert_int_equal(tandem_stream_write_pages(w, &pfn2, zp, 1), 0); /* 6: zero */
+    assert_int_equal(tandem_stream_write_pages(w, &pfn2, pp, 1), 0); /* 6: now data */
+    assert_int_equal(sample_state(w, NULL, 1, 1), 0);
+    assert_int_equal(sample_state(w, NULL, 1, 2), 0);
+    assert_int_equal(tandem_stream_write_end(w), 0);
+    tandem_stream_writer_free(w);
+    lseek(fd, 0, SEEK_SET);
+
+    assert_int_equal(tandem_stream_reader_open(ctx, fd, &r), 0);
+    assert_int_equal(tandem_stream_read_header(r, NULL), 0);
+    assert_int_equal(tandem_stream_stage_alloc(r, &st), 0);
+    assert_int_equal(tandem_stream_stage_commit(st, &ap_ops, &a), TANDEM_ERR_BUSY);
+    do {
+        assert_int_equal(tandem_stream_next(r, &rec), 0);
+        rc = tandem_stream_stage_add(st, &rec);
+    } while (rc == 0);
+    assert_int_equal(rc, 1);
+    /* The next state's first record must wait for the commit. */
+    assert_int_equal(tandem_stream_next(r, &rec), 0);
+    assert_int_equal(tandem_stream_stage_add(st, &rec), TANDEM_ERR_BUSY);
+    assert_msg_has("epoch 1 is staged");
+    memset(&a, 0xff, sizeof(a.g));
+    a.pages = 0;
+    assert_int_equal(tandem_stream_stage_commit(st, &ap_ops, &a), 0);
+    assert_int_equal(a.pages, 2 + 3); /* pfns 5, 6 once each, then the sample's three */
+    assert_memory_equal(a.g.mem[5], zero, SAMPLE_PS);
+    assert_memory_equal(a.g.mem[6], page, SAMPLE_PS);
+    assert_int_equal(tandem_stream_stage_add(st, &rec), 0); /* now it is taken */
+    tandem_stream_stage_free(st);
+    tandem_stream_reader_free(r);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1491,6 +1679,8 @@ int main(void)
         cmocka_unit_test(test_decode_others),
         cmocka_unit_test(test_live_stream),
         cmocka_unit_test(test_batched_syscalls),
+        cmocka_unit_test(test_stage_commits),
+        cmocka_unit_test(test_stage_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
