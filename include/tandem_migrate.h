@@ -37,11 +37,13 @@ typedef struct tandem_migrate_conn tandem_migrate_conn;
 int tandem_migrate_conn_spawn(tandem_ctx *ctx, char *const argv[], tandem_migrate_conn **out);
 
 /*
- * The remote-shell command line: split shell_cmd (NULL or "" = "ssh") on
+ * The remote-shell command line: the words of shell_cmd (NULL = "ssh";
+ * "" = none, xl's `-s ''`: then host's words are the command), split on
  * blanks (no quoting: arguments with blanks belong in a wrapper script),
- * then append host (unless NULL or ""), then split receiver_cmd (NULL =
- * "tandem migrate-receive") on blanks, then append extra_args.
- * `-s 'ip netns exec ns-b env TANDEM_RUNDIR=/x'` with host "" gives
+ * then host as one word (unless NULL or ""), then
+ * the words of receiver_cmd (NULL = "tandem migrate-receive"), then
+ * extra_args. shell_cmd "ip netns exec", host "ns-b", receiver_cmd
+ * "env TANDEM_RUNDIR=/x tandem migrate-receive" gives
  * `ip netns exec ns-b env TANDEM_RUNDIR=/x tandem migrate-receive`.
  * *argv_out is a NULL-terminated malloc'd vector; free with
  * tandem_migrate_argv_free. TANDEM_ERR_INVAL if the result is empty.

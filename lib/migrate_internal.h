@@ -111,6 +111,41 @@ int tdm_mig_write_all(int fd, const void *buf, size_t len);
 void tdm_mig_hex(const uint8_t *in, size_t n, char *out);
 int tdm_mig_unhex(const char *in, uint8_t *out, size_t n);
 
+/* ---- guard process (lib/migrate_guard.c) ---- */
+
+/*
+ * Runs in the guard child when the parent died while the guard was armed;
+ * kept_fd is the guard's copy of keep_fd (or -1). It may use the library
+ * with a fresh context; it must not print.
+ */
+typedef void tdm_mig_guard_fn(void *arg, int kept_fd);
+
+struct tdm_mig_guard {
+    pid_t pid;
+    int fd; /* write end of the pipe the child waits on */
+};
+
+/*
+ * Arm a guard: fork a child (own session, SIGINT/SIGHUP ignored, every fd
+ * closed but its pipe and keep_fd) that waits on a pipe. If the parent
+ * disarms it, the child exits; if the parent dies first (the pipe hits
+ * EOF), the child calls fn(arg, kept_fd) and exits. The child holds no
+ * migration connection, so the peer still sees the parent's death.
+ */
+int tdm_mig_guard_start(tandem_ctx *ctx, struct tdm_mig_guard *g, tdm_mig_guard_fn *fn, void *arg,
+                        int keep_fd);
+/* Tell the guard to exit without acting and reap it. Idempotent. */
+void tdm_mig_guard_disarm(struct tdm_mig_guard *g);
+
+/* ---- storage checks (lib/migrate_proto.c) ---- */
+
+/*
+ * Size and sampled checksum of a disk image: BLAKE2b-256 over 64 blocks of
+ * 4 KiB at offsets i*size/64 (rounded down to 4 KiB) and the last 4 KiB,
+ * each prefixed with its offset. hex gets 65 bytes. Messages name path.
+ */
+int tdm_mig_disk_sample(tandem_ctx *ctx, const char *path, uint64_t *size, char hex[65]);
+
 /* Milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
 int64_t tdm_mig_now_ms(void);
 

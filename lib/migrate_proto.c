@@ -1,5 +1,7 @@
 /* Migration interlock messages: frame codec (sequence, optional HMAC tag, JSON body) and blocking I/O. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <poll.h>
 #include <sodium.h>
@@ -358,5 +360,51 @@ int tdm_mig_recv(tandem_ctx *ctx, tandem_migrate_conn *conn, int timeout_ms, con
 out:
     json_decref(msg);
     free(f);
+    return rc;
+}
+
+int tdm_mig_disk_sample(tandem_ctx *ctx, const char *path, uint64_t *size, char hex[65])
+{
+    crypto_generichash_state st;
+    uint8_t block[4096], digest[32];
+    struct stat sb;
+    uint64_t sz;
+    int fd, rc = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tandem_error_errno(ctx, errno == ENOENT ? TANDEM_ERR_NOTFOUND : TANDEM_ERR_IO,
+                                  errno, "disk %s", path);
+    if (fstat(fd, &sb) < 0) {
+        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "disk %s", path);
+        goto out;
+    }
+    if (S_ISBLK(sb.st_mode)) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        sz = end > 0 ? (uint64_t)end : 0;
+    } else {
+        sz = (uint64_t)sb.st_size;
+    }
+    crypto_generichash_init(&st, NULL, 0, sizeof(digest));
+    for (int i = 0; i <= 64 && sz > 0; i++) {
+        uint64_t off = i < 64 ? (sz / 64 * (uint64_t)i) & ~4095ull
+                              : (sz > sizeof(block) ? sz - sizeof(block) : 0);
+        uint8_t offle[8];
+        ssize_t n = pread(fd, block, sizeof(block), (off_t)off);
+        if (n < 0) {
+            rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "disk %s: cannot read at %llu",
+                                    path, (unsigned long long)off);
+            goto out;
+        }
+        for (int b = 0; b < 8; b++)
+            offle[b] = (uint8_t)(off >> (8 * b));
+        crypto_generichash_update(&st, offle, sizeof(offle));
+        crypto_generichash_update(&st, block, (size_t)n);
+    }
+    crypto_generichash_final(&st, digest, sizeof(digest));
+    tdm_mig_hex(digest, sizeof(digest), hex);
+    *size = sz;
+out:
+    close(fd);
     return rc;
 }

@@ -105,8 +105,9 @@ int tandem_migrate_shell_argv(tandem_ctx *ctx, const char *shell_cmd, const char
     *argv_out = NULL;
     if (!v)
         return tandem_error(ctx, TANDEM_ERR_NOMEM, "cannot build the remote command");
-    if (push_words(&v, &n, shell_cmd && shell_cmd[0] ? shell_cmd : TANDEM_MIGRATE_DEFAULT_SHELL) ||
-        (host && host[0] && push_word(&v, &n, host)) ||
+    if (push_words(&v, &n, shell_cmd ? shell_cmd : TANDEM_MIGRATE_DEFAULT_SHELL) ||
+        (host && host[0] && (shell_cmd && !shell_cmd[0] ? push_words(&v, &n, host)
+                                                        : push_word(&v, &n, host))) ||
         push_words(&v, &n, receiver_cmd ? receiver_cmd : TANDEM_MIGRATE_DEFAULT_RECEIVER)) {
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "cannot build the remote command");
         goto out;

@@ -348,6 +348,14 @@ static void shell_argv(void **state)
     assert_string_equal(v[8], "-p");
     assert_null(v[9]);
     tandem_migrate_argv_free(v);
+    /* -s '': the host words are the command (xl). */
+    assert_int_equal(tandem_migrate_shell_argv(NULL, "", "sh -c", "x", NULL, &v), 0);
+    assert_string_equal(v[0], "sh");
+    assert_string_equal(v[1], "-c");
+    assert_string_equal(v[2], "x");
+    assert_null(v[3]);
+    tandem_migrate_argv_free(v);
+    assert_int_equal(tandem_migrate_shell_argv(NULL, "", "", "", NULL, &v), TANDEM_ERR_INVAL);
 }
 
 static void key_files(void **state)
