@@ -1,4 +1,5 @@
 /* Guest SDK block device: synchronous read/write/flush, through the disk's ring when it has one. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "sdk_internal.h"
@@ -81,21 +82,68 @@ static int blk_ring(struct tandem_ring *r, unsigned handle, unsigned op, uint64_
     return __atomic_load_n(&r->blk_ret, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * Which path a small request takes. A synchronous request through the
+ * ring needs the vCPU and the VMM's I/O thread on CPUs at the same time:
+ * ~4 µs on a quiet host, but 3-5x slower than one hypercall (~60 µs) when
+ * other work holds the CPUs (docs/devices.md). So each disk keeps a
+ * moving average of both paths' latency, sends small requests down the
+ * faster one and tries the other every PROBE_EVERY requests.
+ * tg_blk_ring=1 pins the ring, tg_blk_ring=0 the hypercall.
+ */
+#define PROBE_EVERY 64u
+struct path_stats {
+    uint64_t ring_ns, call_ns; /* averages (1/8 weight per sample); 0 = not measured yet */
+    uint32_t n;
+};
+static struct path_stats stats[TANDEM_ABI_MAX_DEVICES];
+static int pinned = -2; /* tg_blk_ring from the command line, read once */
+
+static void account(uint64_t *avg, uint64_t ns)
+{
+    *avg = *avg ? *avg - *avg / 8 + ns / 8 : ns;
+}
+
+static bool use_ring(unsigned handle)
+{
+    struct path_stats *s = &stats[handle];
+    bool faster;
+
+    if (pinned == -2)
+        pinned = (int)tg_cmdline_long("tg_blk_ring", -1);
+    if (pinned >= 0)
+        return pinned;
+    if (!s->ring_ns || !s->call_ns) /* measure each path first */
+        return !s->ring_ns;
+    faster = s->ring_ns <= s->call_ns;
+    return ++s->n % PROBE_EVERY == 0 ? !faster : faster;
+}
+
 static int blk_request(unsigned nr, unsigned handle, uint64_t offset, uintptr_t buf, size_t len)
 {
-    struct tandem_ring *r;
+    struct tandem_ring *r = NULL;
     const struct tandem_device *d = tg_dev(handle);
+    uint64_t t0;
+    int rc;
 
     if (!d || d->type != TANDEM_DEVICE_DISK)
         return TANDEM_HC_EINVAL;
     /*
-     * Small requests are bound by the exit cost and go through the ring;
-     * large ones and flushes are bound by the copy or fdatasync, which the
-     * vCPU thread does fastest itself (no second busy thread, no wake-up):
-     * docs/devices.md has the measurements behind RING_MAX.
+     * Large requests and flushes are bound by the copy or fdatasync, which
+     * the vCPU thread does fastest itself (no second busy thread, no
+     * wake-up): they always take the hypercall (measurements behind
+     * RING_MAX in docs/devices.md).
      */
-    r = len <= RING_MAX && nr != TANDEM_HC_BLOCK_FLUSH ? tg_ring(handle) : NULL;
-    return r ? blk_ring(r, handle, nr, offset, buf, len) : blk_call(nr, handle, offset, buf, len);
+    if (len > RING_MAX || nr == TANDEM_HC_BLOCK_FLUSH)
+        return blk_call(nr, handle, offset, buf, len);
+    if (use_ring(handle))
+        r = tg_ring(handle);
+    t0 = tg_clock_ns();
+    rc = r ? blk_ring(r, handle, nr, offset, buf, len) : blk_call(nr, handle, offset, buf, len);
+    account(r ? &stats[handle].ring_ns : &stats[handle].call_ns, tg_clock_ns() - t0);
+    if (!r && !stats[handle].ring_ns && !tg_ring(handle))
+        stats[handle].ring_ns = UINT64_MAX / 2; /* no ring here: never pick it */
+    return rc;
 }
 
 int tg_block_read(unsigned handle, uint64_t offset, void *buf, size_t len)

@@ -23,14 +23,11 @@ static struct tandem_ring *ring_create(unsigned handle)
     void *mem;
 
     /*
-     * tg_rings=0 on the command line keeps the per-request calls (benchmarks
-     * compare both). Disks use their ring only with tg_blk_ring=1: a
-     * synchronous request needs the vCPU and the I/O thread running at the
-     * same time, and on a loaded 2-CPU host that made 4 KiB requests 3-5x
-     * slower than one hypercall (3-15x faster when idle; docs/devices.md).
+     * tg_rings=0 on the command line keeps the per-request calls for every
+     * device, tg_blk_ring=0 for disks (benchmarks and tests compare both).
      */
     if (!d || tg_cmdline_long("tg_rings", 1) == 0 ||
-        (d->type == TANDEM_DEVICE_DISK && tg_cmdline_long("tg_blk_ring", 0) == 0))
+        (d->type == TANDEM_DEVICE_DISK && tg_cmdline_long("tg_blk_ring", -1) == 0))
         return NULL;
     if (d->type == TANDEM_DEVICE_VIF) {
         slots = NET_SLOTS;
