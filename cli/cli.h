@@ -61,6 +61,8 @@ int cmd_destroy(struct cli *cli, int argc, char **argv);        /* cmd_domain.c 
 int cmd_domid(struct cli *cli, int argc, char **argv);          /* cmd_domain.c */
 int cmd_domname(struct cli *cli, int argc, char **argv);        /* cmd_domain.c */
 int cmd_rename(struct cli *cli, int argc, char **argv);         /* cmd_domain.c */
+int cmd_save(struct cli *cli, int argc, char **argv);           /* cmd_save.c */
+int cmd_restore(struct cli *cli, int argc, char **argv);        /* cmd_save.c */
 
 /* Follow the console of domid (until it goes away or Ctrl-]); follow=0 prints the log so far. */
 int cli_console_attach(struct cli *cli, uint32_t domid, int follow); /* cmd_domain.c */

@@ -27,6 +27,31 @@ const struct cli_cmd cli_commands[] = {
      "  The VMM gets 10 s to exit; after that it is killed (SIGKILL) and a warning says so.\n", 0},
     {"domid", cmd_domid, "NAME", "Print the domain id of the domain called NAME.", "", 0},
     {"domname", cmd_domname, "ID", "Print the name of the domain with id ID.", "", 0},
+    {"save", cmd_save, "[-c] [-l] [-z lz4|zstd] DOM FILE [CONFIG]",
+     "Save a domain's memory, vCPU and device state to FILE, then destroy the domain.",
+     "  -c            leave the domain running after the save (a checkpoint)\n"
+     "  -l            live: copy memory while the domain runs, pause it only for the\n"
+     "                last dirty pages (shorter pause, larger image)\n"
+     "  -z ALG        compress page data: none (default), lz4 or zstd\n"
+     "  CONFIG        an xl.cfg file stored in the image instead of the domain's own\n"
+     "  Only pages the guest ever touched are written. On a terminal a progress line\n"
+     "  shows phase, round, percent, megabytes and MB/s. If the save fails, the file is\n"
+     "  removed and the domain keeps running. Format: docs/stream-format.md.\n",
+     0},
+    {"restore", cmd_restore, "[-p] [-e] [-c] FILE [CONFIG]",
+     "Recreate a domain from an image written by save, and run it.",
+     "  -p            leave the restored domain paused\n"
+     "  -e            accepted for xl compatibility (xl: do not wait in the background for\n"
+     "                the domain's death); tandem never waits: each domain's tandem-vmm\n"
+     "                applies on_poweroff/on_reboot/on_crash itself\n"
+     "  -c            attach to the console afterwards\n"
+     "  CONFIG        an xl.cfg file that replaces the configuration in the image (its\n"
+     "                memory size must match)\n"
+     "  The whole image is checked (every checksum and record) before anything is\n"
+     "  created; a damaged image is refused naming the stream offset and record, and\n"
+     "  leaves nothing behind. A domain with the image's name must not exist. Guest time\n"
+     "  continues from the moment of the save.\n",
+     0},
     {"rename", cmd_rename, "DOM NEWNAME",
      "Rename a domain (refused if another domain has NEWNAME).", "", 0},
     {"config-check", cmd_config_check, "FILE [KEY=VALUE...]",

@@ -82,5 +82,6 @@ void tandem_error_prefix(tandem_ctx *ctx, const char *fmt, ...)
 #include "tandem_domcfg.h" /* xl.cfg to domain config */
 #include "tandem_domain.h" /* domain lifecycle */
 #include "tandem_migrate.h" /* live migration */
+#include "tandem_checkpoint.h" /* save, restore, checkpoint callbacks */
 
 #endif

@@ -26,6 +26,7 @@ struct save_opts {
     unsigned bandwidth_mbps; /* MB/s (10^6 bytes per second), 0 = unlimited */
     int compression;         /* enum tandem_stream_compression */
     bool leave_running;
+    char *config; /* DOMAIN_CONFIG to write instead of DIR/config.json (xl save's CONFIG), or NULL */
 };
 
 /*
@@ -250,6 +251,12 @@ static int parse_opts(json_t *req, struct save_opts *o, char *err, size_t errlen
     UINT_ARG("downtime_ms", downtime_ms, 3600000u)
     UINT_ARG("bandwidth_mbps", bandwidth_mbps, 1000000u)
 #undef UINT_ARG
+    if ((v = json_object_get(req, "config"))) {
+        if (!json_is_object(v) || !(o->config = json_dumps(v, JSON_COMPACT))) {
+            snprintf(err, errlen, "save: \"config\" must be a domain configuration object");
+            return -1;
+        }
+    }
     comp = json_string_value(json_object_get(req, "compression"));
     if (json_object_get(req, "compression") && !comp) {
         snprintf(err, errlen, "save: \"compression\" must be a string");
@@ -318,9 +325,13 @@ static int ckpt_open(struct ckpt *c, int fd)
         return fail(c, "out of memory");
     if (tandem_stream_writer_open(c->ctx, fd, &sp, &c->w) < 0)
         return stream_fail(c);
-    json = read_config(c->vm, &len, c->err, sizeof(c->err));
-    if (!json)
+    if (c->o.config) {
+        json = c->o.config;
+        c->o.config = NULL;
+        len = strlen(json);
+    } else if (!(json = read_config(c->vm, &len, c->err, sizeof(c->err)))) {
         return -1;
+    }
     rc = tandem_stream_write_config(c->w, json, len);
     free(json);
     return rc < 0 ? stream_fail(c) : 0;
@@ -590,6 +601,7 @@ out:
     tandem_stream_writer_free(c->w);
     tandem_ctx_free(c->ctx);
     free(c->copy);
+    free(c->o.config);
     free(c);
     return reply;
 }
