@@ -118,9 +118,9 @@ struct tandem_stream_params {
  * writer never closes it; a non-blocking fd is waited on with poll) and
  * queue the stream header. On a socket a vanished peer is TANDEM_ERR_IO
  * (sendmsg with MSG_NOSIGNAL); on a pipe the caller must ignore SIGPIPE
- * to get the same. ctx must outlive
- * the writer and receives its error messages. Data is buffered: nothing
- * is guaranteed to reach fd until tandem_stream_flush() succeeds.
+ * to get the same. ctx must outlive the writer and receives its error
+ * messages. Data is buffered: nothing is guaranteed to reach fd until
+ * tandem_stream_flush() succeeds.
  * Returns 0, TANDEM_ERR_INVAL (bad params, named) or TANDEM_ERR_NOMEM.
  */
 int tandem_stream_writer_open(tandem_ctx *ctx, int fd, const struct tandem_stream_params *params,
@@ -190,9 +190,10 @@ struct tandem_stream_record {
 };
 
 /*
- * Read a stream from fd (the reader never closes it and reads exactly up
- * to the end of the END record, buffering at most what it needs; on a
- * socket it may read past END). ctx must outlive the reader.
+ * Read a stream from fd (the reader never closes it). There is no
+ * read-ahead: the reader consumes exactly the records it returns, so on a
+ * socket or pipe the bytes after END are left for the caller. A
+ * non-blocking fd is waited on with poll. ctx must outlive the reader.
  * Returns 0 or TANDEM_ERR_NOMEM.
  */
 int tandem_stream_reader_open(tandem_ctx *ctx, int fd, tandem_stream_reader **out);
