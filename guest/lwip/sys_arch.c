@@ -1,4 +1,7 @@
 /* lwIP clock hooks for Tandem PV guests: sys_now() over the guest SDK clock. */
+#include <stdlib.h>
+
+#include "lwip/mem.h"
 #include "lwip/opt.h"
 #include "lwip/sys.h"
 
@@ -19,4 +22,17 @@ u32_t sys_jiffies(void)
 uint32_t tandem_lwip_clock_generation(void)
 {
     return tg_clock_generation();
+}
+
+void *tandem_lwip_heap(void)
+{
+    static void *heap;
+    /* As lwIP's own ram_heap: room for one struct mem at the end and for alignment. */
+    const size_t bytes = MEM_SIZE + 4096;
+
+    if (!heap)
+        heap = malloc(bytes);
+    if (!heap)
+        tg_panic("lwip: no room for its %zu-byte heap (give the domain more memory)", bytes);
+    return heap;
 }
