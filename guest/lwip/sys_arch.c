@@ -1,4 +1,4 @@
-/* lwIP clock hooks for Tandem PV guests: sys_now() over the guest SDK clock. */
+/* lwIP system hooks for Tandem PV guests: sys_now() over the guest SDK clock, lwIP's heap memory. */
 #include <stdlib.h>
 
 #include "lwip/mem.h"
