@@ -70,6 +70,39 @@ const struct cli_cmd cli_commands[] = {
      "  Mac Addr. is the MAC in use (generated when the config gave none); BE-path shows\n"
      "  the TAP device and its bridge as TAP@BRIDGE.\n",
      0},
+    {"migrate", cmd_migrate,
+     "[-s SSHCOMMAND] [-e] [-p] [--downtime MS] [--bandwidth MB/s] [--max-iters N]\n"
+     "       [--compress none|lz4|zstd] [--copy-storage] [--receiver CMD] DOM HOST\n"
+     "   or: tandem migrate --tcp ADDR:PORT --key-file FILE [OPTIONS] DOM",
+     "Move a running domain to another host (live: pre-copy, then a short pause).",
+     "  Runs SSHCOMMAND HOST RECEIVER on the sender (default: ssh HOST tandem migrate-receive)\n"
+     "  and talks to it over its stdin/stdout (docs/migration.md).\n"
+     "  -s SSHCOMMAND   command words put before HOST instead of 'ssh' (split on blanks, no\n"
+     "                  quoting); -s '' makes the words of HOST the command (xl)\n"
+     "  --receiver CMD  receiver command after HOST (default 'tandem migrate-receive')\n"
+     "  -e              accepted for xl compatibility (the receiver never waits in the background)\n"
+     "  -p              leave the domain paused on the receiver\n"
+     "  --downtime MS   target pause for the final copy (default 5)\n"
+     "  --bandwidth N   cap the stream at N MB/s (default: unlimited)\n"
+     "  --max-iters N   at most N pre-copy rounds (default 30)\n"
+     "  --compress C    page compression: none (default), lz4, zstd\n"
+     "  --copy-storage  copy disk contents too: not implemented yet (refused); disks must be\n"
+     "                  on storage both hosts see at the same path (size + sampled checksum\n"
+     "                  are compared)\n"
+     "  --tcp ADDR:PORT connect to `tandem migrate-receive --listen` directly; both sides\n"
+     "                  prove they hold the key of --key-file FILE (libsodium HMAC)\n"
+     "  If anything fails before the receiver holds the whole state, the domain keeps\n"
+     "  running here. On success the copy here is destroyed.\n",
+     0},
+    {"migrate-receive", cmd_migrate_receive, "[-p] [-e] [--listen ADDR:PORT --key-file FILE [--timeout S]]",
+     "Receive one migrating domain (run by `tandem migrate` through the remote shell).",
+     "  Without --listen the interlock runs on stdin/stdout; messages go to stderr.\n"
+     "  --listen ADDR:PORT  accept one TCP sender instead; it must prove it holds the key\n"
+     "  --key-file FILE     pre-shared key (>= 16 bytes, mode 600; e.g. head -c 32 /dev/urandom)\n"
+     "  --timeout S         give up if no sender connects within S seconds\n"
+     "  -p                  leave the domain paused after the hand-over\n"
+     "  -e, -d              accepted for xl compatibility\n",
+     0},
 };
 
 const int cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);

@@ -146,6 +146,13 @@ void tdm_mig_guard_disarm(struct tdm_mig_guard *g);
  */
 int tdm_mig_disk_sample(tandem_ctx *ctx, const char *path, uint64_t *size, char hex[65]);
 
+/*
+ * Fault-test hook: if $TANDEM_MIGRATE_TEST_STOP is "ROLE:PHASE" (ROLE
+ * "send" or "recv") and matches, the process stops itself (SIGSTOP) at
+ * the start of that phase, so a test can SIGKILL it at an exact point.
+ */
+void tdm_mig_test_stop(const char *role, const char *phase);
+
 /* Milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
 int64_t tdm_mig_now_ms(void);
 

@@ -1,0 +1,311 @@
+/* `tandem migrate` and `tandem migrate-receive`: live migration over a remote shell or authenticated TCP. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Progress on a terminal: one line rewritten in place. */
+struct progress_view {
+    int tty;
+    int drawn;
+};
+
+static void on_progress(void *opaque, const struct tandem_migrate_progress *p)
+{
+    struct progress_view *v = opaque;
+    double pct, left_s = -1;
+
+    if (!v->tty)
+        return;
+    if (!p->pages_total) {
+        fprintf(stderr, "\r\033[K  %s", p->phase);
+        v->drawn = 1;
+        return;
+    }
+    pct = 100.0 * (double)p->pages_sent / (double)p->pages_total;
+    if (pct > 100)
+        pct = 100;
+    if (p->rate_mbps > 0.1) {
+        double left_pages = p->pages_total > p->pages_sent ? (double)(p->pages_total - p->pages_sent) : 0;
+        left_s = (left_pages + (double)p->dirty) * 4096.0 / (p->rate_mbps * 1e6);
+    }
+    fprintf(stderr, "\r\033[K  %s round %llu: %5.1f%% of %llu pages, %.0f MB/s, %llu dirty",
+            p->phase, (unsigned long long)p->iter, pct, (unsigned long long)p->pages_total,
+            p->rate_mbps, (unsigned long long)p->dirty);
+    if (left_s >= 0)
+        fprintf(stderr, ", ~%.1f s left", left_s);
+    v->drawn = 1;
+}
+
+static void end_progress(struct progress_view *v)
+{
+    if (v->tty && v->drawn)
+        fprintf(stderr, "\r\033[K");
+    v->drawn = 0;
+}
+
+enum {
+    OPT_DOWNTIME = 256,
+    OPT_BANDWIDTH,
+    OPT_MAXITERS,
+    OPT_COMPRESS,
+    OPT_COPY_STORAGE,
+    OPT_TCP,
+    OPT_KEYFILE,
+    OPT_RECEIVER,
+    OPT_LISTEN,
+    OPT_TIMEOUT,
+};
+
+static int parse_uint(struct cli *cli, const char *cmd, const char *opt, const char *s,
+                      uint32_t *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!s[0] || *end || v > 1000000000ul || s[0] == '-')
+        return cli_usage_error(cli, cmd, "%s: '%s' is not a non-negative integer", opt, s);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int cmd_migrate(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"downtime", required_argument, NULL, OPT_DOWNTIME},
+        {"bandwidth", required_argument, NULL, OPT_BANDWIDTH},
+        {"max-iters", required_argument, NULL, OPT_MAXITERS},
+        {"compress", required_argument, NULL, OPT_COMPRESS},
+        {"copy-storage", no_argument, NULL, OPT_COPY_STORAGE},
+        {"tcp", required_argument, NULL, OPT_TCP},
+        {"key-file", required_argument, NULL, OPT_KEYFILE},
+        {"receiver", required_argument, NULL, OPT_RECEIVER},
+        {NULL, 0, NULL, 0},
+    };
+    struct tandem_migrate_params params = {0};
+    struct tandem_migrate_stats stats;
+    struct progress_view view = {.tty = isatty(STDERR_FILENO)};
+    const char *shell = NULL, *tcp = NULL, *keyfile = NULL, *receiver = NULL, *host = NULL;
+    char *extra[3] = {NULL, NULL, NULL};
+    char **rargv = NULL;
+    int nextra = 0, opt, rc = 1, status;
+    uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
+    tandem_migrate_conn *conn = NULL;
+    uint32_t domid;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+s:ep", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            shell = optarg;
+            break;
+        case 'e':
+            break; /* xl compatibility: the receiver never waits for the domain's death */
+        case 'p':
+            extra[nextra++] = "-p";
+            break;
+        case OPT_DOWNTIME:
+            if (parse_uint(cli, "migrate", "--downtime", optarg, &params.downtime_ms))
+                return 2;
+            break;
+        case OPT_BANDWIDTH:
+            if (parse_uint(cli, "migrate", "--bandwidth", optarg, &params.bandwidth_mbps))
+                return 2;
+            break;
+        case OPT_MAXITERS:
+            if (parse_uint(cli, "migrate", "--max-iters", optarg, &params.max_iters))
+                return 2;
+            break;
+        case OPT_COMPRESS:
+            if (strcmp(optarg, "none") && strcmp(optarg, "lz4") && strcmp(optarg, "zstd"))
+                return cli_usage_error(cli, "migrate", "--compress: '%s' is not none, lz4 or zstd",
+                                       optarg);
+            params.compression = optarg;
+            break;
+        case OPT_COPY_STORAGE:
+            params.copy_storage = 1;
+            break;
+        case OPT_TCP:
+            tcp = optarg;
+            break;
+        case OPT_KEYFILE:
+            keyfile = optarg;
+            break;
+        case OPT_RECEIVER:
+            receiver = optarg;
+            break;
+        default:
+            return cli_usage_error(cli, "migrate", "unknown option");
+        }
+    }
+    if (tcp) {
+        if (argc - optind != 1)
+            return cli_usage_error(cli, "migrate", "with --tcp give only DOM");
+        if (!keyfile)
+            return cli_usage_error(cli, "migrate", "--tcp needs --key-file");
+        if (shell || receiver)
+            return cli_usage_error(cli, "migrate", "-s and --receiver do not go with --tcp");
+    } else {
+        if (argc - optind != 2)
+            return cli_usage_error(cli, "migrate", "give DOM and HOST");
+        if (keyfile)
+            return cli_usage_error(cli, "migrate", "--key-file goes with --tcp");
+        host = argv[optind + 1];
+    }
+    /* A receiver that goes away must be an error, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+    if (tandem_domain_lookup(cli->ctx, argv[optind], &domid))
+        return cli_fail_ctx(cli, NULL);
+    if (tcp) {
+        if (tandem_migrate_key_load(cli->ctx, keyfile, key))
+            return cli_fail_ctx(cli, NULL);
+        if (tandem_migrate_conn_connect(cli->ctx, tcp, key, &conn)) {
+            rc = cli_fail_ctx(cli, NULL);
+            goto out;
+        }
+    } else {
+        if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &rargv)) {
+            rc = cli_fail_ctx(cli, NULL);
+            goto out;
+        }
+        if (cli->verbose) {
+            fprintf(stderr, "tandem: running");
+            for (char **a = rargv; *a; a++)
+                fprintf(stderr, " %s", *a);
+            fputc('\n', stderr);
+        }
+        if (tandem_migrate_conn_spawn(cli->ctx, rargv, &conn)) {
+            rc = cli_fail_ctx(cli, NULL);
+            goto out;
+        }
+    }
+    fprintf(stderr, "migrating %s to %s\n", argv[optind], tcp ? tcp : host);
+    rc = tandem_domain_migrate_send(cli->ctx, domid, conn, &params, on_progress, &view, &stats);
+    end_progress(&view);
+    if (rc) {
+        rc = cli_fail_ctx(cli, NULL);
+        goto out;
+    }
+    fprintf(stderr,
+            "migration of %s done: total %llu ms, downtime %llu ms (paused %llu ms until the "
+            "receiver ran it), %.1f MB, %llu pages, %llu pre-copy rounds; remote id %u\n",
+            argv[optind], (unsigned long long)stats.total_ms,
+            (unsigned long long)stats.downtime_ms, (unsigned long long)stats.handover_ms,
+            (double)stats.bytes / 1e6, (unsigned long long)stats.pages,
+            (unsigned long long)stats.iterations, stats.remote_domid);
+    rc = 0;
+out:
+    status = tandem_migrate_conn_close(conn);
+    if (rc == 0 && status != 0 && !tcp)
+        fprintf(stderr, "tandem: warning: the remote command exited with status %d\n", status);
+    tandem_migrate_argv_free(rargv);
+    return rc;
+}
+
+static void on_log(void *opaque, const char *line)
+{
+    (void)opaque;
+    fprintf(stderr, "migrate-receive: %s\n", line);
+}
+
+int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"key-file", required_argument, NULL, OPT_KEYFILE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen = NULL, *keyfile = NULL;
+    uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
+    tandem_migrate_conn *conn = NULL;
+    uint32_t timeout_s = 0, domid = 0;
+    unsigned flags = 0;
+    int opt, rc = 1, lfd = -1, proto_out;
+    time_t deadline = 0;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+epd", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'e':
+        case 'd':
+            break; /* xl compatibility: nothing to wait for, no debug mode */
+        case 'p':
+            flags |= TANDEM_MIGRATE_RECV_PAUSED;
+            break;
+        case OPT_LISTEN:
+            listen = optarg;
+            break;
+        case OPT_KEYFILE:
+            keyfile = optarg;
+            break;
+        case OPT_TIMEOUT:
+            if (parse_uint(cli, "migrate-receive", "--timeout", optarg, &timeout_s))
+                return 2;
+            break;
+        default:
+            return cli_usage_error(cli, "migrate-receive", "unknown option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error(cli, "migrate-receive", "unexpected argument '%s'", argv[optind]);
+    if (listen && !keyfile)
+        return cli_usage_error(cli, "migrate-receive",
+                               "--listen needs --key-file: there is no unauthenticated listener");
+    if (keyfile && !listen)
+        return cli_usage_error(cli, "migrate-receive", "--key-file goes with --listen");
+    signal(SIGPIPE, SIG_IGN);
+    if (listen) {
+        if (tandem_migrate_key_load(cli->ctx, keyfile, key))
+            return cli_fail_ctx(cli, NULL);
+        if (tandem_migrate_listen(cli->ctx, listen, &lfd))
+            return cli_fail_ctx(cli, NULL);
+        fprintf(stderr, "migrate-receive: listening on %s\n", listen);
+        /* A probe or a sender with the wrong key does not end the listener; the timeout does. */
+        for (;;) {
+            int left = 0, arc;
+            if (timeout_s) {
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (!deadline)
+                    deadline = now.tv_sec + (time_t)timeout_s;
+                left = (int)(deadline - now.tv_sec) * 1000;
+                if (left <= 0)
+                    left = 1;
+            }
+            arc = tandem_migrate_accept(cli->ctx, lfd, key, left, &conn);
+            if (arc == 0)
+                break;
+            if (arc == TANDEM_ERR_TIMEOUT || arc == TANDEM_ERR_NOMEM || arc == TANDEM_ERR_INVAL) {
+                rc = cli_fail_ctx(cli, "migrate-receive");
+                goto out;
+            }
+            fprintf(stderr, "migrate-receive: %s; still listening\n", tandem_ctx_error(cli->ctx));
+        }
+        close(lfd);
+        lfd = -1;
+    } else {
+        /* The interlock owns stdout; anything printed by mistake goes to stderr instead. */
+        proto_out = dup(STDOUT_FILENO);
+        if (proto_out < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+            return cli_fail(cli, "cannot set up stdout for the interlock");
+        if (tandem_migrate_conn_stdio(cli->ctx, STDIN_FILENO, proto_out, &conn)) {
+            close(proto_out);
+            return cli_fail_ctx(cli, NULL);
+        }
+    }
+    if (tandem_domain_migrate_receive(cli->ctx, conn, flags, on_log, NULL, &domid)) {
+        rc = cli_fail_ctx(cli, "migrate-receive");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (lfd >= 0)
+        close(lfd);
+    tandem_migrate_conn_close(conn);
+    return rc;
+}

@@ -1,0 +1,483 @@
+/* Migration receiver: checks, restore from the connection, hand-over; one function per phase in chronological order (docs/migration.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "domain_internal.h"
+#include "migrate_internal.h"
+#include "tandem_checkpoint.h"
+
+#define CONFIG_TIMEOUT_MS 60000
+#define STORAGE_TIMEOUT_MS 120000
+#define GO_TIMEOUT_MS 60000
+#define DONE_TIMEOUT_MS 30000
+#define INCOMING_SUFFIX "--incoming"
+
+struct mrecv {
+    tandem_ctx *ctx;
+    tandem_migrate_conn *conn;
+    unsigned flags;
+    tandem_migrate_log_cb *log;
+    void *opaque;
+
+    const char *root;
+    tandem_domain_config cfg; /* as the sender sent it (final name) */
+    char name[TDM_NAME_MAX + 1];
+    char incoming[TDM_NAME_MAX + 1];
+    int lock_fd;  /* ROOT/migrate-<name>.lock while we receive this name */
+    uint32_t domid; /* the incoming domain, 0 until restored */
+    struct tdm_mig_guard guard;
+};
+
+static void say(struct mrecv *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct mrecv *r, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    if (!r->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    r->log(r->opaque, line);
+}
+
+/* ---- the guard's action: the receiver died before running the domain, so drop the copy */
+
+struct guard_arg {
+    char incoming[TDM_NAME_MAX + 1];
+    uint32_t domid;
+};
+static struct guard_arg guard_arg;
+
+static void guard_discard(void *arg, int unused)
+{
+    struct guard_arg *a = arg;
+    tandem_ctx *ctx = NULL;
+
+    (void)unused;
+    if (tandem_ctx_alloc(&ctx) != 0)
+        return;
+    /* The VMM may still be reading the stream (the domain is CREATING): wait for it. */
+    for (int i = 0; i < 600; i++) {
+        uint32_t id = a->domid;
+        int rc = id ? 0 : tandem_domain_lookup(ctx, a->incoming, &id);
+        if (rc == 0) {
+            rc = tandem_domain_destroy(ctx, id);
+            if (rc == 0 || rc == TANDEM_ERR_TIMEOUT || rc == TANDEM_ERR_NOTFOUND)
+                break;
+        } else if (i > 5 && rc == TANDEM_ERR_NOTFOUND && a->domid == 0) {
+            /* Never created, or its VMM failed and cleaned up. Keep looking a little longer. */
+            if (i > 30)
+                break;
+        }
+        sleep(1);
+    }
+    tandem_ctx_free(ctx);
+}
+
+/* ---- checks of the config phase */
+
+static int check_name(struct mrecv *r)
+{
+    uint32_t id;
+    char path[4096];
+    int rc;
+
+    rc = tdm_name_check(r->ctx, r->name);
+    if (rc)
+        return rc;
+    if (strlen(r->name) + strlen(INCOMING_SUFFIX) <= TDM_NAME_MAX)
+        snprintf(r->incoming, sizeof(r->incoming), "%s" INCOMING_SUFFIX, r->name);
+    else
+        snprintf(r->incoming, sizeof(r->incoming), "incoming-%d" INCOMING_SUFFIX, (int)getpid());
+    rc = tandem_domain_lookup(r->ctx, r->name, &id);
+    if (rc == 0)
+        return tandem_error(r->ctx, TANDEM_ERR_EXISTS,
+                            "a domain named '%s' already exists on this host (id %u)", r->name,
+                            id);
+    tandem_ctx_clear_error(r->ctx);
+    /* One receiver per name: a lock that dies with us, so a stale copy can be told apart. */
+    rc = tdm_rundir_init(r->ctx, r->root);
+    if (rc)
+        return rc;
+    snprintf(path, sizeof(path), "%s/migrate-%s.lock", r->root, r->name);
+    r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (r->lock_fd < 0)
+        return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot open %s", path);
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return tandem_error(r->ctx, TANDEM_ERR_BUSY,
+                            "another migration of '%s' is arriving on this host", r->name);
+    if (tandem_domain_lookup(r->ctx, r->incoming, &id) == 0) {
+        say(r, "discarding '%s' (id %u), left by a receiver that died", r->incoming, id);
+        (void)tandem_domain_destroy(r->ctx, id);
+    }
+    tandem_ctx_clear_error(r->ctx);
+    return 0;
+}
+
+static int check_kernel(struct mrecv *r)
+{
+    const char *k = r->cfg.b_info.kernel;
+    struct stat st;
+
+    if (!k || !k[0])
+        return tandem_error(r->ctx, TANDEM_ERR_INVAL, "the configuration names no kernel");
+    if (stat(k, &st) < 0 || !S_ISREG(st.st_mode))
+        return tandem_error(r->ctx, TANDEM_ERR_NOTFOUND,
+                            "kernel %s does not exist on this host (it must be at the same path)",
+                            k);
+    return 0;
+}
+
+static int check_bridges(struct mrecv *r)
+{
+    for (int i = 0; i < r->cfg.num_nics; i++) {
+        const char *br = r->cfg.nics[i].bridge;
+        char path[512];
+        struct stat st;
+        if (!br || !br[0])
+            continue;
+        snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", br);
+        if (strchr(br, '/') || stat(path, &st) < 0)
+            return tandem_error(r->ctx, TANDEM_ERR_NOTFOUND,
+                                "bridge '%s' (vif %d) does not exist on this host", br, i);
+    }
+    return 0;
+}
+
+/* Shared disks: same path, same size (the sampled checksum follows once the source is paused). */
+static int check_disks(struct mrecv *r, const json_t *disks)
+{
+    size_t i;
+    json_t *d;
+
+    json_array_foreach(disks, i, d) {
+        const char *path = json_string_value(json_object_get(d, "path"));
+        const char *vdev = json_string_value(json_object_get(d, "vdev"));
+        json_int_t size = json_integer_value(json_object_get(d, "size"));
+        struct stat st;
+        if (!path)
+            return tandem_error(r->ctx, TANDEM_ERR_PROTO, "disk %zu has no path", i);
+        if (stat(path, &st) < 0)
+            return tandem_error(r->ctx, TANDEM_ERR_NOTFOUND,
+                                "disk %s (%s) does not exist on this host: disks must be on "
+                                "storage both hosts see",
+                                path, vdev ? vdev : "?");
+        if (S_ISREG(st.st_mode) && (json_int_t)st.st_size != size)
+            return tandem_error(r->ctx, TANDEM_ERR_INVAL,
+                                "disk %s (%s) is %lld bytes here but %lld bytes on the sender: "
+                                "not the same storage",
+                                path, vdev ? vdev : "?", (long long)st.st_size, (long long)size);
+    }
+    return 0;
+}
+
+/*
+ * Forget where the bridge learned the arriving guest's MAC: while the
+ * source runs, its frames teach this host's bridge that the MAC lives
+ * behind the uplink, and the VMM refuses a MAC the bridge already knows
+ * (duplicate-MAC protection). For a guest that is moving here that entry
+ * is stale by definition. Deletes the dynamic FDB entry on every port of
+ * the bridge (RTM_DELNEIGH, AF_BRIDGE); errors (no such entry) are ignored.
+ * Racy by nature: a broadcast from the source before the VMM checks
+ * teaches it again (the guest is paused from the final copy on, though).
+ */
+static void forget_learned_mac(const char *bridge, const tandem_mac mac)
+{
+    char path[512];
+    struct dirent *de;
+    DIR *d;
+    int sk;
+
+    snprintf(path, sizeof(path), "/sys/class/net/%s/brif", bridge);
+    d = opendir(path);
+    if (!d)
+        return;
+    sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    while (sk >= 0 && (de = readdir(d))) {
+        struct {
+            struct nlmsghdr n;
+            struct ndmsg ndm;
+            struct rtattr a;
+            uint8_t mac[8];
+        } req;
+        char ack[512];
+        unsigned idx = if_nametoindex(de->d_name);
+        if (de->d_name[0] == '.' || !idx)
+            continue;
+        memset(&req, 0, sizeof(req));
+        req.n.nlmsg_len = sizeof(req);
+        req.n.nlmsg_type = RTM_DELNEIGH;
+        req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        req.ndm.ndm_family = AF_BRIDGE;
+        req.ndm.ndm_ifindex = (int)idx;
+        req.ndm.ndm_flags = NTF_MASTER;
+        req.a.rta_type = NDA_LLADDR;
+        req.a.rta_len = RTA_LENGTH(6);
+        memcpy(req.mac, mac, 6);
+        if (send(sk, &req, sizeof(req), 0) > 0)
+            (void)recv(sk, ack, sizeof(ack), 0);
+    }
+    if (sk >= 0)
+        close(sk);
+    closedir(d);
+}
+
+/* ---- phases, in order */
+
+/* 1. Banner and version (TCP: authentication already done by accept). */
+static int phase_hello(struct mrecv *r)
+{
+    if (r->conn->chan.tx_seq > 0)
+        return 0;
+    return tdm_mig_handshake_receiver(r->ctx, r->conn, NULL);
+}
+
+/* 2. Config: everything that would make the restore fail is checked before the stream. */
+static int phase_config(struct mrecv *r)
+{
+    json_t *msg = NULL, *reply = NULL;
+    const char *name;
+    int rc;
+
+    rc = tdm_mig_recv(r->ctx, r->conn, CONFIG_TIMEOUT_MS, "config", &msg);
+    if (rc)
+        goto out;
+    if (json_is_true(json_object_get(msg, "copy_storage"))) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_UNSUPP, "--copy-storage is not implemented yet");
+        goto out;
+    }
+    rc = tandem_domain_config_parse_json(r->ctx, &r->cfg, json_object_get(msg, "config"));
+    if (rc) {
+        tandem_error_prefix(r->ctx, "the sender's configuration");
+        goto out;
+    }
+    name = r->cfg.c_info.name;
+    if (!name || strlen(name) > TDM_NAME_MAX) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_INVAL, "the sender's configuration has no valid name");
+        goto out;
+    }
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    say(r, "incoming domain '%s' from %s", r->name, r->conn->peer);
+    if ((rc = check_name(r)) || (rc = check_kernel(r)) || (rc = check_bridges(r)) ||
+        (rc = check_disks(r, json_object_get(msg, "disks"))))
+        goto out;
+    reply = json_pack("{s:s}", "msg", "config-ok");
+    rc = reply ? tdm_mig_send(r->ctx, r->conn, reply)
+               : tandem_error(r->ctx, TANDEM_ERR_NOMEM, "cannot encode config-ok");
+out:
+    json_decref(msg);
+    json_decref(reply);
+    return rc;
+}
+
+/* 3. Ready: from here the sender writes the stream. */
+static int phase_ready(struct mrecv *r)
+{
+    json_t *m = json_pack("{s:s}", "msg", "ready");
+    int rc = m ? tdm_mig_send(r->ctx, r->conn, m)
+               : tandem_error(r->ctx, TANDEM_ERR_NOMEM, "cannot encode ready");
+    json_decref(m);
+    return rc;
+}
+
+/*
+ * 4+5. Pre-copy and final copy: a VMM restores the domain, paused, from
+ * the connection, under the incoming name. The guard destroys it if we die.
+ */
+static int phase_stream(struct mrecv *r)
+{
+    tandem_domain_config cfg;
+    int rc;
+
+    tandem_domain_config_init(&cfg);
+    snprintf(guard_arg.incoming, sizeof(guard_arg.incoming), "%s", r->incoming);
+    guard_arg.domid = 0;
+    rc = tdm_mig_guard_start(r->ctx, &r->guard, guard_discard, &guard_arg, -1);
+    if (rc)
+        goto out;
+    if (tandem_domain_config_copy(&cfg, &r->cfg)) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    free(cfg.c_info.name);
+    cfg.c_info.name = strdup(r->incoming);
+    if (!cfg.c_info.name) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < r->cfg.num_nics; i++)
+        if (r->cfg.nics[i].bridge && !strchr(r->cfg.nics[i].bridge, '/'))
+            forget_learned_mac(r->cfg.nics[i].bridge, r->cfg.nics[i].mac);
+    say(r, "receiving the state of '%s' as '%s'", r->name, r->incoming);
+    rc = tandem_domain_restore_stream(r->ctx, r->conn->rfd, &cfg, TANDEM_RESTORE_PAUSED, 0,
+                                      &r->domid);
+    if (rc)
+        tandem_error_prefix(r->ctx, "restoring '%s' from the stream", r->name);
+out:
+    tandem_domain_config_dispose(&cfg);
+    return rc;
+}
+
+/* 6. Storage check with the source paused, then confirm the whole state is here. */
+static int phase_have_state(struct mrecv *r)
+{
+    json_t *msg = NULL, *reply = NULL, *d;
+    size_t i;
+    int rc;
+
+    rc = tdm_mig_recv(r->ctx, r->conn, STORAGE_TIMEOUT_MS, "storage", &msg);
+    if (rc)
+        goto out;
+    json_array_foreach(json_object_get(msg, "disks"), i, d) {
+        const char *path = json_string_value(json_object_get(d, "path"));
+        const char *want = json_string_value(json_object_get(d, "sample"));
+        uint64_t size;
+        char hex[65];
+        if (!path || !want) {
+            rc = tandem_error(r->ctx, TANDEM_ERR_PROTO, "storage check %zu lacks path or sample",
+                              i);
+            goto out;
+        }
+        rc = tdm_mig_disk_sample(r->ctx, path, &size, hex);
+        if (rc)
+            goto out;
+        if (strcmp(hex, want) != 0 ||
+            (json_int_t)size != json_integer_value(json_object_get(d, "size"))) {
+            rc = tandem_error(r->ctx, TANDEM_ERR_INVAL,
+                              "disk %s differs between the hosts (size or sampled checksum): "
+                              "it is not shared storage",
+                              path);
+            goto out;
+        }
+    }
+    reply = json_pack("{s:s,s:i}", "msg", "have-state", "domid", (int)r->domid);
+    rc = reply ? tdm_mig_send(r->ctx, r->conn, reply)
+               : tandem_error(r->ctx, TANDEM_ERR_NOMEM, "cannot encode have-state");
+out:
+    json_decref(msg);
+    json_decref(reply);
+    return rc;
+}
+
+/* 7. Wait for the sender's go. */
+static int phase_go(struct mrecv *r)
+{
+    json_t *m = NULL;
+    int rc = tdm_mig_recv(r->ctx, r->conn, GO_TIMEOUT_MS, "go", &m);
+    json_decref(m);
+    return rc;
+}
+
+/* 8. Take the real name, run, confirm. */
+static int phase_run(struct mrecv *r)
+{
+    json_t *m = NULL;
+    int rc;
+
+    /* From here the copy must survive us: the sender no longer resumes its own. */
+    tdm_mig_guard_disarm(&r->guard);
+    rc = tandem_domain_rename(r->ctx, r->domid, r->name);
+    if (rc)
+        return rc;
+    if (!(r->flags & TANDEM_MIGRATE_RECV_PAUSED)) {
+        rc = tandem_domain_unpause(r->ctx, r->domid);
+        if (rc)
+            return rc;
+    }
+    m = json_pack("{s:s,s:i}", "msg", "running", "domid", (int)r->domid);
+    rc = m ? tdm_mig_send(r->ctx, r->conn, m) : 0;
+    json_decref(m);
+    say(r, "domain '%s' (id %u) %s here", r->name, r->domid,
+        r->flags & TANDEM_MIGRATE_RECV_PAUSED ? "is paused" : "runs");
+    /* Failing to tell the sender is not a reason to stop the domain: it is the only copy now. */
+    tandem_ctx_clear_error(r->ctx);
+    return 0;
+}
+
+/* 9. The sender destroys its copy; its last word is informational. */
+static void phase_done(struct mrecv *r)
+{
+    json_t *m = NULL;
+    tandem_ctx *c2 = NULL;
+
+    if (tandem_ctx_alloc(&c2) != 0)
+        return;
+    if (tdm_mig_recv(c2, r->conn, DONE_TIMEOUT_MS, "done", &m) == 0)
+        say(r, "the sender %s its copy", json_is_true(json_object_get(m, "source_destroyed"))
+                                             ? "destroyed"
+                                             : "could not destroy");
+    else
+        say(r, "no word from the sender after the hand-over (%s)", tandem_ctx_error(c2));
+    json_decref(m);
+    tandem_ctx_free(c2);
+}
+
+/* Run one phase, remembering its name for the failure message. */
+static int enter(const char **phase, const char *name, int (*fn)(struct mrecv *), struct mrecv *r)
+{
+    *phase = name;
+    tdm_mig_test_stop("recv", name);
+    return fn(r);
+}
+
+int tandem_domain_migrate_receive(tandem_ctx *ctx, tandem_migrate_conn *conn, unsigned flags,
+                                  tandem_migrate_log_cb *log, void *opaque, uint32_t *domid_out)
+{
+    struct mrecv r = {
+        .ctx = ctx,
+        .conn = conn,
+        .flags = flags,
+        .log = log,
+        .opaque = opaque,
+        .lock_fd = -1,
+        .guard = {.fd = -1},
+    };
+    const char *phase = "hello";
+    int rc;
+
+    tandem_domain_config_init(&r.cfg);
+    r.root = tandem_rundir();
+    if ((rc = enter(&phase, "hello", phase_hello, &r)) ||
+        (rc = enter(&phase, "config", phase_config, &r)) ||
+        (rc = enter(&phase, "ready", phase_ready, &r)) ||
+        (rc = enter(&phase, "stream", phase_stream, &r)) ||
+        (rc = enter(&phase, "have-state", phase_have_state, &r)) ||
+        (rc = enter(&phase, "go", phase_go, &r)) || (rc = enter(&phase, "running", phase_run, &r)))
+        goto fail;
+    phase_done(&r);
+    if (domid_out)
+        *domid_out = r.domid;
+    goto out;
+
+fail:
+    if (r.domid) {
+        tandem_ctx *c2 = NULL;
+        if (tandem_ctx_alloc(&c2) == 0) {
+            (void)tandem_domain_destroy(c2, r.domid);
+            tandem_ctx_free(c2);
+        }
+        tandem_error_prefix(ctx, "incoming copy discarded");
+    }
+    tandem_error_prefix(ctx, "migration failed in phase %s", phase);
+    tdm_mig_send_error(conn, phase, tandem_ctx_error(ctx));
+out:
+    tdm_mig_guard_disarm(&r.guard);
+    if (r.lock_fd >= 0)
+        close(r.lock_fd);
+    tandem_domain_config_dispose(&r.cfg);
+    return rc;
+}

@@ -1,0 +1,525 @@
+/* Migration sender: the interlock state machine in chronological order, one function per phase (docs/migration.md). */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "domain_internal.h"
+#include "migrate_internal.h"
+
+/* How long the sender waits for each receiver answer (docs/migration.md "Timeouts"). */
+#define CONFIG_TIMEOUT_MS 60000
+#define HAVE_STATE_TIMEOUT_MS 120000
+#define RUNNING_TIMEOUT_MS 60000
+/* Silence from the VMM during `save` after which the sender gives up. */
+#define SAVE_SILENCE_MS 120000
+#define SAVE_MSG_MAX (64 * 1024)
+
+struct msend {
+    tandem_ctx *ctx;
+    uint32_t domid;
+    tandem_migrate_conn *conn;
+    const struct tandem_migrate_params *params;
+    tandem_migrate_progress_cb *progress;
+    void *opaque;
+    struct tandem_migrate_stats *stats;
+
+    const char *root;
+    char *label;
+    tandem_domain_config cfg;
+    int ctl;                   /* control connection of the running save, -1 */
+    struct tdm_mig_guard guard; /* resumes the source if we die before `go` */
+    int source_paused;         /* the save finished: the source waits for us */
+    int64_t t_paused;
+};
+
+static void report(struct msend *m, const char *phase)
+{
+    struct tandem_migrate_progress p = {.phase = phase};
+    tdm_mig_test_stop("send", phase);
+    if (m->progress)
+        m->progress(m->opaque, &p);
+}
+
+/* ---- the guard's action: the sender died before `go`, so the source must run again */
+
+struct guard_arg {
+    uint32_t domid;
+};
+static struct guard_arg guard_arg;
+
+static void guard_resume_source(void *arg, int ctl)
+{
+    struct guard_arg *a = arg;
+    tandem_ctx *ctx = NULL;
+    char buf[SAVE_MSG_MAX];
+
+    /* Let a save still in progress finish first: it leaves the domain paused. */
+    if (ctl >= 0) {
+        for (;;) {
+            struct pollfd p = {.fd = ctl, .events = POLLIN};
+            ssize_t n;
+            if (poll(&p, 1, 600000) <= 0)
+                break;
+            n = recv(ctl, buf, sizeof(buf) - 1, 0);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (n <= 0)
+                break;
+            buf[n] = '\0';
+            if (strstr(buf, "\"ok\""))
+                break;
+        }
+    }
+    if (tandem_ctx_alloc(&ctx) != 0)
+        return;
+    for (int i = 0; i < 60; i++) {
+        int rc = tandem_domain_unpause(ctx, a->domid);
+        if (rc == 0 || rc == TANDEM_ERR_NOTFOUND)
+            break;
+        sleep(1);
+    }
+    tandem_ctx_free(ctx);
+}
+
+/* ---- phases, in order */
+
+/* 1. Banner and version (and, for TCP, authentication — already done by connect). */
+static int phase_hello(struct msend *m)
+{
+    report(m, "hello");
+    if (m->conn->chan.rx_seq > 0)
+        return 0;
+    return tdm_mig_handshake_sender(m->ctx, m->conn, NULL);
+}
+
+/* 2. Config: the receiver checks name, kernel, bridges and disks before anything is sent. */
+static int phase_config(struct msend *m)
+{
+    json_t *msg = NULL, *disks = NULL, *reply = NULL, *cfgj = NULL;
+    tandem_dominfo info;
+    int rc;
+
+    report(m, "config");
+    tandem_dominfo_init(&info);
+    rc = tandem_domain_info(m->ctx, m->domid, &info);
+    if (rc)
+        goto out;
+    if (info.state != TANDEM_DOMAIN_STATE_RUNNING && info.state != TANDEM_DOMAIN_STATE_PAUSED) {
+        rc = tandem_error(m->ctx, TANDEM_ERR_BUSY, "%s is %s; only a running or paused domain "
+                          "can be migrated", m->label, tandem_domain_state_to_string(info.state));
+        goto out;
+    }
+    rc = tandem_domain_get_config(m->ctx, m->domid, &m->cfg);
+    if (rc)
+        goto out;
+    cfgj = tandem_domain_config_gen_json(&m->cfg);
+    disks = json_array();
+    if (!cfgj || !disks) {
+        rc = tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot encode the configuration");
+        goto out;
+    }
+    for (int i = 0; i < m->cfg.num_disks; i++) {
+        const tandem_device_disk *d = &m->cfg.disks[i];
+        uint64_t size = 0;
+        char hex[65];
+        if (!d->pdev_path || !d->pdev_path[0])
+            continue;
+        rc = tdm_mig_disk_sample(m->ctx, d->pdev_path, &size, hex);
+        if (rc)
+            goto out;
+        json_array_append_new(disks, json_pack("{s:s,s:s,s:I}", "vdev", d->vdev ? d->vdev : "",
+                                               "path", d->pdev_path, "size", (json_int_t)size));
+    }
+    msg = json_pack("{s:s,s:O,s:O,s:b}", "msg", "config", "config", cfgj, "disks", disks,
+                    "copy_storage", m->params->copy_storage);
+    if (!msg) {
+        rc = tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot encode the configuration");
+        goto out;
+    }
+    rc = tdm_mig_send(m->ctx, m->conn, msg);
+    if (rc)
+        goto out;
+    rc = tdm_mig_recv(m->ctx, m->conn, CONFIG_TIMEOUT_MS, "config-ok", &reply);
+out:
+    tandem_dominfo_dispose(&info);
+    json_decref(msg);
+    json_decref(disks);
+    json_decref(cfgj);
+    json_decref(reply);
+    return rc;
+}
+
+/* 3. Receiver ready: its VMM is about to read the stream. */
+static int phase_ready(struct msend *m)
+{
+    json_t *reply = NULL;
+    int rc;
+
+    report(m, "ready");
+    rc = tdm_mig_recv(m->ctx, m->conn, CONFIG_TIMEOUT_MS, "ready", &reply);
+    json_decref(reply);
+    return rc;
+}
+
+static int send_save_request(struct msend *m)
+{
+    const struct tandem_migrate_params *pp = m->params;
+    char *dir = tdm_domain_path(m->root, m->domid, NULL), *text = NULL;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {0};
+    struct iovec iov;
+    struct cmsghdr *cm;
+    json_t *req;
+    int rc = 0, fd = -1;
+
+    req = json_pack("{s:s,s:b,s:i,s:i,s:i,s:s,s:b}", "cmd", "save", "live", 1, "max_iters",
+                    (int)(pp->max_iters ? pp->max_iters : 30), "downtime_ms",
+                    (int)(pp->downtime_ms ? pp->downtime_ms : 5), "bandwidth_mbps",
+                    (int)pp->bandwidth_mbps, "compression",
+                    pp->compression ? pp->compression : "none", "leave_running", 0);
+    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    if (!dir || !text) {
+        rc = tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot build the save request");
+        goto out;
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        fd = tdm_control_connect(dir);
+        if (fd != -EAGAIN)
+            break;
+        usleep(10000);
+    }
+    if (fd < 0) {
+        rc = tandem_error_errno(m->ctx, TANDEM_ERR_NOTFOUND, -fd,
+                                "%s: cannot reach its VMM", m->label);
+        goto out;
+    }
+    iov.iov_base = text;
+    iov.iov_len = strlen(text);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &m->conn->wfd, sizeof(int));
+    for (;;) {
+        if (sendmsg(fd, &mh, MSG_NOSIGNAL) >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            (void)poll(&p, 1, 1000);
+            continue;
+        }
+        rc = tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "%s: cannot send save", m->label);
+        goto out;
+    }
+    m->ctl = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    json_decref(req);
+    free(text);
+    free(dir);
+    return rc;
+}
+
+static uint64_t jint(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (json_is_integer(v) && json_integer_value(v) >= 0)
+        return (uint64_t)json_integer_value(v);
+    if (json_is_real(v) && json_real_value(v) >= 0)
+        return (uint64_t)json_real_value(v);
+    return 0;
+}
+
+/* Read progress messages until the save's final reply. */
+static int await_save(struct msend *m)
+{
+    char *buf = malloc(SAVE_MSG_MAX + 1);
+    json_t *j = NULL;
+    int rc = 0;
+
+    if (!buf)
+        return tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot receive save progress");
+    for (;;) {
+        struct pollfd p = {.fd = m->ctl, .events = POLLIN};
+        json_t *prog;
+        ssize_t n;
+        int pr = poll(&p, 1, SAVE_SILENCE_MS);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0) {
+            rc = tandem_error(m->ctx, TANDEM_ERR_TIMEOUT,
+                              "%s: its VMM sent nothing for %d s during save", m->label,
+                              SAVE_SILENCE_MS / 1000);
+            goto out;
+        }
+        n = recv(m->ctl, buf, SAVE_MSG_MAX, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            rc = tandem_error(m->ctx, TANDEM_ERR_IO,
+                              "%s: its VMM closed the control connection during save (it died?)",
+                              m->label);
+            goto out;
+        }
+        buf[n] = '\0';
+        json_decref(j);
+        j = json_loads(buf, 0, NULL);
+        if (!j)
+            continue;
+        prog = json_object_get(j, "progress");
+        if (prog) {
+            struct tandem_migrate_progress pg = {
+                .phase = json_string_value(json_object_get(prog, "phase")),
+                .iter = jint(prog, "iter"),
+                .pages_sent = jint(prog, "pages_sent"),
+                .pages_total = jint(prog, "pages_total"),
+                .dirty = jint(prog, "dirty"),
+                .bytes = jint(prog, "bytes"),
+                .rate_mbps = json_number_value(json_object_get(prog, "rate_mbps")),
+            };
+            if (!pg.phase)
+                pg.phase = "precopy";
+            if (m->progress)
+                m->progress(m->opaque, &pg);
+            continue;
+        }
+        if (json_is_true(json_object_get(j, "ok"))) {
+            json_t *st = json_object_get(j, "stats");
+            m->stats->total_ms = jint(st, "total_ms");
+            m->stats->downtime_ms = jint(st, "downtime_ms");
+            m->stats->bytes = jint(st, "bytes");
+            m->stats->pages = jint(st, "pages");
+            m->stats->iterations = jint(st, "iterations");
+            goto out;
+        }
+        {
+            const char *e = json_string_value(json_object_get(j, "error"));
+            rc = tandem_error(m->ctx, TANDEM_ERR_FAIL, "%s: %s", m->label,
+                              e ? e : "save failed without a message");
+            goto out;
+        }
+    }
+out:
+    json_decref(j);
+    free(buf);
+    return rc;
+}
+
+/*
+ * 4+5. Pre-copy and final copy: the VMM writes the live stream straight
+ * onto the connection and leaves the domain paused. On failure the VMM
+ * has resumed it; we hang up so the receiver's VMM sees the stream end.
+ */
+static int phase_stream(struct msend *m)
+{
+    int rc;
+
+    report(m, "stream");
+    rc = send_save_request(m);
+    if (rc)
+        return rc;
+    guard_arg.domid = m->domid;
+    rc = tdm_mig_guard_start(m->ctx, &m->guard, guard_resume_source, &guard_arg, m->ctl);
+    if (rc)
+        goto fail;
+    rc = await_save(m);
+    if (rc)
+        goto fail;
+    m->source_paused = 1;
+    m->t_paused = tdm_mig_now_ms();
+    return 0;
+fail:
+    shutdown(m->conn->wfd, SHUT_WR);
+    if (m->conn->wfd != m->conn->rfd)
+        close(m->conn->wfd), m->conn->wfd = -1;
+    return rc;
+}
+
+/* 6. The receiver has the whole state (and the shared disks match, checked now that they are quiet). */
+static int phase_have_state(struct msend *m)
+{
+    json_t *msg = NULL, *disks = json_array(), *reply = NULL;
+    int rc = 0;
+
+    report(m, "have-state");
+    if (!disks)
+        return tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot list the disks");
+    for (int i = 0; i < m->cfg.num_disks; i++) {
+        const tandem_device_disk *d = &m->cfg.disks[i];
+        uint64_t size = 0;
+        char hex[65];
+        if (!d->pdev_path || !d->pdev_path[0])
+            continue;
+        rc = tdm_mig_disk_sample(m->ctx, d->pdev_path, &size, hex);
+        if (rc)
+            goto out;
+        json_array_append_new(disks, json_pack("{s:s,s:s,s:I,s:s}", "vdev",
+                                               d->vdev ? d->vdev : "", "path", d->pdev_path,
+                                               "size", (json_int_t)size, "sample", hex));
+    }
+    msg = json_pack("{s:s,s:O}", "msg", "storage", "disks", disks);
+    if (!msg) {
+        rc = tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot encode the storage check");
+        goto out;
+    }
+    rc = tdm_mig_send(m->ctx, m->conn, msg);
+    if (rc)
+        goto out;
+    rc = tdm_mig_recv(m->ctx, m->conn, HAVE_STATE_TIMEOUT_MS, "have-state", &reply);
+    if (rc)
+        goto out;
+    m->stats->remote_domid = (uint32_t)jint(reply, "domid");
+out:
+    json_decref(msg);
+    json_decref(disks);
+    json_decref(reply);
+    return rc;
+}
+
+/* 7. Tell the receiver to run. From here on the source must not resume on its own. */
+static int phase_go(struct msend *m)
+{
+    json_t *msg = json_pack("{s:s}", "msg", "go");
+    int rc;
+
+    report(m, "go");
+    tdm_mig_guard_disarm(&m->guard);
+    rc = msg ? tdm_mig_send(m->ctx, m->conn, msg)
+             : tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot encode go");
+    json_decref(msg);
+    return rc;
+}
+
+/* 8. The receiver confirms the domain runs there. */
+static int phase_running(struct msend *m)
+{
+    json_t *reply = NULL;
+    int rc;
+
+    report(m, "running");
+    rc = tdm_mig_recv(m->ctx, m->conn, RUNNING_TIMEOUT_MS, "running", &reply);
+    json_decref(reply);
+    if (rc == 0)
+        m->stats->handover_ms = (uint64_t)(tdm_mig_now_ms() - m->t_paused);
+    return rc;
+}
+
+/* 9. Destroy the source and say goodbye. */
+static int phase_destroy(struct msend *m)
+{
+    json_t *msg;
+    int rc;
+
+    report(m, "destroy");
+    rc = tandem_domain_destroy(m->ctx, m->domid);
+    if (rc == TANDEM_ERR_TIMEOUT)
+        rc = 0; /* gone all the same (the message says it was killed) */
+    msg = json_pack("{s:s,s:b}", "msg", "done", "source_destroyed", rc == 0);
+    if (msg)
+        (void)tdm_mig_send(NULL, m->conn, msg);
+    json_decref(msg);
+    return rc;
+}
+
+int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_conn *conn,
+                               const struct tandem_migrate_params *params,
+                               tandem_migrate_progress_cb *progress, void *opaque,
+                               struct tandem_migrate_stats *stats)
+{
+    struct tandem_migrate_params defaults = {0};
+    struct tandem_migrate_stats scratch;
+    struct msend m = {
+        .ctx = ctx,
+        .domid = domid,
+        .conn = conn,
+        .params = params ? params : &defaults,
+        .progress = progress,
+        .opaque = opaque,
+        .stats = stats ? stats : &scratch,
+        .ctl = -1,
+        .guard = {.fd = -1},
+    };
+    const char *phase = "hello";
+    int rc;
+
+    memset(m.stats, 0, sizeof(*m.stats));
+    tandem_domain_config_init(&m.cfg);
+    m.root = tandem_rundir();
+    m.label = tdm_domain_label(m.root, domid);
+    if (!m.label) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "cannot label domain %u", domid);
+        goto out;
+    }
+    if (m.params->copy_storage) {
+        rc = tandem_error(ctx, TANDEM_ERR_UNSUPP,
+                          "--copy-storage is not implemented yet: the disks must be on storage "
+                          "both hosts see at the same path (docs/migration.md \"Storage\")");
+        goto out;
+    }
+    /* Before the stream: a failure leaves the source untouched. */
+    if ((rc = phase_hello(&m)) || (phase = "config", rc = phase_config(&m)) ||
+        (phase = "ready", rc = phase_ready(&m)) || (phase = "stream", rc = phase_stream(&m)))
+        goto fail_before_handover;
+    /* Source paused, receiver restoring: resume the source unless the receiver has it all. */
+    phase = "have-state";
+    if ((rc = phase_have_state(&m)))
+        goto fail_resume;
+    phase = "go";
+    if ((rc = phase_go(&m)))
+        goto fail_resume;
+    phase = "running";
+    rc = phase_running(&m);
+    if (rc == TANDEM_ERR_FAIL || rc == TANDEM_ERR_PROTO) {
+        /* The receiver answered with an error: it destroyed its copy, so ours runs again. */
+        goto fail_resume;
+    }
+    if (rc) {
+        tandem_error_prefix(ctx, "%s is left PAUSED here: it may be running on the receiver; "
+                            "check there, then `tandem unpause` or `tandem destroy` it here",
+                            m.label);
+        rc = TANDEM_ERR_BUSY;
+        goto out;
+    }
+    phase = "destroy";
+    rc = phase_destroy(&m);
+    goto out;
+
+fail_resume:
+    if (m.source_paused) {
+        tandem_ctx *c2 = NULL;
+        if (tandem_ctx_alloc(&c2) == 0) {
+            if (tandem_domain_unpause(c2, domid) == 0)
+                tandem_error_prefix(ctx, "%s resumed here", m.label);
+            else
+                tandem_error_prefix(ctx, "%s could not be resumed here (%s)", m.label,
+                                    tandem_ctx_error(c2));
+            tandem_ctx_free(c2);
+        }
+    }
+fail_before_handover:
+    tandem_error_prefix(ctx, "migration failed in phase %s", phase);
+    tdm_mig_send_error(conn, phase, tandem_ctx_error(ctx));
+out:
+    tdm_mig_guard_disarm(&m.guard);
+    if (m.ctl >= 0)
+        close(m.ctl);
+    tandem_domain_config_dispose(&m.cfg);
+    free(m.label);
+    return rc;
+}
