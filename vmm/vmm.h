@@ -399,12 +399,12 @@ void vmm_state_free(struct vmm_vcpu_state *s);
 struct vmm_dirty {
     uint64_t pages, words;
     uint64_t *kvm;    /* scratch for KVM_GET_DIRTY_LOG */
-    uint64_t *merged; /* pages dirty since the previous harvest (either source) */
+    uint64_t *merged; /* pages dirty (either source) and not yet sent; the sender clears them */
     bool logging;
 };
 /* Switch dirty logging on for RAM and clear the VMM bitmap. */
 int vmm_dirty_start(struct vmm *vm, struct vmm_dirty *d, char *err, size_t errlen);
-/* Fill d->merged with pages dirtied since the start or the last harvest; count or -1. */
+/* OR the pages dirtied since the start or the last harvest into d->merged; its count or -1. */
 int64_t vmm_dirty_harvest(struct vmm *vm, struct vmm_dirty *d, char *err, size_t errlen);
 /* Logging off, bitmaps freed (idempotent). */
 void vmm_dirty_stop(struct vmm *vm, struct vmm_dirty *d);

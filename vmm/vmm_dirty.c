@@ -72,9 +72,9 @@ int64_t vmm_dirty_harvest(struct vmm *vm, struct vmm_dirty *d, char *err, size_t
         return -1;
     }
     for (i = 0; i < d->words; i++) {
-        uint64_t w = d->kvm[i] | __atomic_exchange_n(&vm->mem.dirty[i], 0, __ATOMIC_RELAXED);
-        d->merged[i] = w;
-        n += (uint64_t)__builtin_popcountll(w);
+        /* Accumulate: pages harvested earlier and not yet sent stay marked. */
+        d->merged[i] |= d->kvm[i] | __atomic_exchange_n(&vm->mem.dirty[i], 0, __ATOMIC_RELAXED);
+        n += (uint64_t)__builtin_popcountll(d->merged[i]);
     }
     return (int64_t)n;
 }

@@ -213,6 +213,7 @@ static int send_dirty(struct ckpt *c)
 
     for (i = 0; i < c->dirty.words; i++) {
         uint64_t w = c->dirty.merged[i];
+        c->dirty.merged[i] = 0;
         while (w) {
             int b = __builtin_ctzll(w);
             w &= w - 1;
