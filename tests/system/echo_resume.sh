@@ -1,7 +1,7 @@
 #!/bin/bash
 # System test: an echo guest saved and restored announces itself again (new clock generation):
 # the client's neighbour entries, poisoned with a wrong MAC, are corrected without the client asking.
-# usage: echo_resume.sh TANDEM TANDEM-VMM GUEST-DIR   (skips until `tandem save`/`restore` exist)
+# usage: echo_resume.sh TANDEM TANDEM-VMM GUEST-DIR   (skips on a tandem without save/restore)
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/kv_guest_lib.sh"
 ng_init "$@" echo
@@ -22,6 +22,8 @@ on_host client ping -c 1 -W 2 "$IP" >/dev/null || fail "no ping reply from $IP"
 on_host client ping -6 -c 1 -W 2 "$IP6" >/dev/null || fail "no ping reply from $IP6"
 
 # The guest "moves": the client's entries now point elsewhere, as after a failover to a new port.
+# (After the second boot-time announcement, 1 s after link up, so that one cannot do the work.)
+sleep 1.5
 on_host primary "$T" save echo "$RUNDIR_PRIMARY/echo.save" || fail "tandem save failed"
 on_host client ip neigh replace "$IP" lladdr "$BOGUS" dev br0 nud stale || fail "ip neigh replace"
 on_host client ip -6 neigh replace "$IP6" lladdr "$BOGUS" dev br0 nud stale ||
