@@ -60,6 +60,7 @@ struct vmm_params {
     int num_disks;
     tandem_device_nic *nics;
     int num_nics;
+    bool incoming; /* restored/migrated/failed-over domain: its MAC may be learned on the bridge */
 };
 
 /* Guest RAM: one memfd, one mapping, one KVM memslot. */
@@ -329,10 +330,11 @@ bool vmm_net_has_input(struct vmm_dev *d);
 /*
  * Create the TAP d->vif.ifname (non-persistent: it vanishes with the
  * fd, so even a SIGKILLed VMM leaves none), refuse a MAC already on the
- * bridge, enslave it to the bridge, set MTU and bring it up, run the
- * script `online`. On failure everything done is undone.
+ * bridge (a learned FDB entry does not count when incoming), enslave it
+ * to the bridge, set MTU and bring it up, run the script `online`. On
+ * failure everything done is undone.
  */
-int vmm_tap_create(struct vmm_dev *d, int domid, char *err, size_t errlen);
+int vmm_tap_create(struct vmm_dev *d, int domid, bool incoming, char *err, size_t errlen);
 void vmm_tap_destroy(struct vmm_dev *d, int domid);
 
 /* ---- vmm_io.c: the I/O thread (epoll over TAP fds and ring doorbells). */

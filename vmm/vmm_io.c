@@ -94,6 +94,11 @@ static bool net_tx(struct vmm *vm, struct vmm_ring *r)
 
     if (r->tx_cons == prod)
         return false;
+    if (prod - r->tx_cons > r->slots) {
+        /* The guest broke the protocol: drop what it claims, do not loop 2^32 times. */
+        r->tx_dropped += prod - r->tx_cons;
+        r->tx_cons = prod;
+    }
     while (r->tx_cons != prod) {
         const uint8_t *slot = vmm_gpa_ptr(&vm->mem, slot_gpa(r, false, r->tx_cons), r->slot_size);
         uint32_t len;
@@ -425,9 +430,21 @@ int vmm_io_ring_setup(struct vmm *vm, struct vmm_dev *d, tandem_gpa_t gpa, uint6
     r->gpa = gpa;
     r->slots = h.slots;
     r->slot_size = h.slot_size;
-    /* Start from the guest's indexes (zero for a fresh ring). */
-    r->tx_cons = h.tx_prod;
-    r->rx_prod = h.rx_cons;
+    /*
+     * Continue from the indexes in the header: zero for a fresh ring; after
+     * a restore, migration or failover the checkpoint's, so frames the
+     * guest queued but the old VMM had not sent yet go out now, and frames
+     * delivered but not yet taken stay. Inconsistent indexes (more than a
+     * ring's worth apart) start the ring empty instead.
+     */
+    r->tx_cons = h.tx_cons;
+    r->rx_prod = h.rx_prod;
+    if (h.tx_prod - r->tx_cons > h.slots)
+        r->tx_cons = h.tx_prod;
+    if (r->rx_prod - h.rx_cons > h.slots)
+        r->rx_prod = h.rx_cons;
+    if (d->abi.type == TANDEM_DEVICE_DISK) /* a disk's one request: redo it if it was pending */
+        r->tx_cons = h.tx_cons == h.tx_prod ? h.tx_prod : h.tx_prod - 1;
     r->doorbell_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->doorbell_fd < 0) {
         ret = TANDEM_HC_EIO;

@@ -307,6 +307,7 @@ int main(int argc, char **argv)
     if (vmm_kvm_init(vm, err, sizeof(err)) < 0)
         goto out;
     /* Devices before boot: the boot info lists them. */
+    vm->p.incoming = restore_fd >= 0;
     if (vmm_dev_setup_all(vm, err, sizeof(err)) < 0)
         goto out;
     if (vmm_io_start(vm, err, sizeof(err)) < 0)

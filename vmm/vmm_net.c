@@ -91,7 +91,7 @@ static int net_setup(struct vmm *vm, struct vmm_dev *d, char *err, size_t errlen
         goto fail;
     }
     d->vif.out.send = tap_send;
-    if (vmm_tap_create(d, vm->domid, err, errlen) < 0)
+    if (vmm_tap_create(d, vm->domid, vm->p.incoming, err, errlen) < 0)
         goto fail;
     return 0;
 fail:

@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
-#include <linux/if_bridge.h>
 #include <linux/if_tun.h>
 #include <netlink/netlink.h>
+#include <linux/neighbour.h>
+#include <netlink/cache.h>
 #include <netlink/route/link.h>
+#include <netlink/route/neighbour.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,20 +37,21 @@ static int mac_from_addr(struct nl_addr *a, uint8_t out[6])
 }
 
 /*
- * Who on the bridge already uses mac: the bridge itself, a port's own
- * address, a Tandem port's guest MAC (ifalias), or a learned or static
- * FDB entry. Writes a description into who and returns 1 when found.
+ * Who on the bridge already uses mac: a port's own address, a Tandem
+ * port's guest MAC (ifalias), an FDB entry (static, or learned from a
+ * station behind a port), or the bridge's own address. Writes a
+ * description into who and returns 1 when found. A learned entry does not
+ * count for an incoming domain (restore, migration, Remus failover): its
+ * MAC was learned from the host it is arriving from.
  */
-static int mac_on_bridge(struct nl_cache *links, struct rtnl_link *br, const uint8_t mac[6],
-                         char *who, size_t wholen)
+static int mac_on_bridge(struct nl_sock *sk, struct nl_cache *links, struct rtnl_link *br,
+                         const uint8_t mac[6], bool incoming, char *who, size_t wholen)
 {
-    int bri = rtnl_link_get_ifindex(br);
-    char path[128], alias_want[64], mac_str[TANDEM_MAC_STRLEN];
-    uint8_t m[6];
+    int bri = rtnl_link_get_ifindex(br), found = 0;
+    char alias_want[64], mac_str[TANDEM_MAC_STRLEN], port[IFNAMSIZ];
+    struct nl_cache *fdb = NULL;
     struct nl_object *obj;
-    struct __fdb_entry fdb[64];
-    FILE *f;
-    size_t n;
+    uint8_t m[6];
 
     tandem_mac_format(mac, mac_str);
     snprintf(alias_want, sizeof(alias_want), ALIAS_PREFIX "%s", mac_str);
@@ -67,25 +70,39 @@ static int mac_on_bridge(struct nl_cache *links, struct rtnl_link *br, const uin
             return 1;
         }
     }
+    /* The bridge's forwarding database: an AF_BRIDGE neighbour dump. */
+    if (nl_cache_alloc_name("route/neigh", &fdb) == 0) {
+        nl_cache_set_arg1(fdb, AF_BRIDGE);
+        if (nl_cache_refill(sk, fdb) < 0)
+            vmm_log("bridge %s: cannot read the FDB; checking ports only", rtnl_link_get_name(br));
+    }
+    for (obj = fdb ? nl_cache_get_first(fdb) : NULL; obj && !found; obj = nl_cache_get_next(obj)) {
+        struct rtnl_neigh *n = (struct rtnl_neigh *)obj;
+        bool learned = !(rtnl_neigh_get_state(n) & (NUD_NOARP | NUD_PERMANENT));
+
+        if (rtnl_neigh_get_master(n) != bri || mac_from_addr(rtnl_neigh_get_lladdr(n), m) != 0 ||
+            memcmp(m, mac, 6) != 0)
+            continue;
+        if (!rtnl_link_i2name(links, rtnl_neigh_get_ifindex(n), port, sizeof(port)))
+            snprintf(port, sizeof(port), "%d", rtnl_neigh_get_ifindex(n));
+        if (learned && incoming) {
+            vmm_log("MAC %s was learned on %s port %s: the domain is arriving from another host",
+                    mac_str, rtnl_link_get_name(br), port);
+            continue;
+        }
+        snprintf(who, wholen, "%s on port %s",
+                 learned ? "a station the bridge has learned" : "a static FDB entry", port);
+        found = 1;
+    }
+    if (fdb)
+        nl_cache_free(fdb);
+    if (found)
+        return 1;
     /* After the ports: a bridge without an address of its own borrows the lowest port's. */
     if (mac_from_addr(rtnl_link_get_addr(br), m) == 0 && memcmp(m, mac, 6) == 0) {
         snprintf(who, wholen, "the bridge %s itself", rtnl_link_get_name(br));
         return 1;
     }
-    /* The forwarding database as the bridge driver exports it (struct __fdb_entry records). */
-    snprintf(path, sizeof(path), "/sys/class/net/%s/brforward", rtnl_link_get_name(br));
-    f = fopen(path, "re");
-    if (!f)
-        return 0;
-    while ((n = fread(fdb, sizeof(fdb[0]), 64, f)) > 0)
-        for (size_t i = 0; i < n; i++)
-            if (memcmp(fdb[i].mac_addr, mac, 6) == 0) {
-                snprintf(who, wholen, "a station the bridge has learned on port %u",
-                         (unsigned)fdb[i].port_no | (unsigned)fdb[i].port_hi << 8);
-                fclose(f);
-                return 1;
-            }
-    fclose(f);
     return 0;
 }
 
@@ -150,7 +167,7 @@ static int run_script(struct vmm_dev *d, int domid, const char *action, char *er
     return -1;
 }
 
-int vmm_tap_create(struct vmm_dev *d, int domid, char *err, size_t errlen)
+int vmm_tap_create(struct vmm_dev *d, int domid, bool incoming, char *err, size_t errlen)
 {
     struct nl_sock *sk = NULL;
     struct nl_cache *links = NULL;
@@ -180,7 +197,7 @@ int vmm_tap_create(struct vmm_dev *d, int domid, char *err, size_t errlen)
         snprintf(err, errlen, "vif %s: '%s' is not a bridge", d->vif.ifname, d->vif.bridge);
         goto out;
     }
-    if (mac_on_bridge(links, br, d->abi.mac, who, sizeof(who))) {
+    if (mac_on_bridge(sk, links, br, d->abi.mac, incoming, who, sizeof(who))) {
         snprintf(err, errlen, "vif %s: MAC %s is already in use on bridge %s (by %s)",
                  d->vif.ifname, d->vif.mac_str, d->vif.bridge, who);
         goto out;

@@ -155,12 +155,20 @@ def case_net_bad_vif(tmp):
         expect_refused(run("bridge=br0,mac=00:16:3e:aa:bb:01"),
                        r"MAC 00:16:3e:aa:bb:01 is already in use on bridge br0 \(by port txv0\)",
                        "port MAC")
-        # A MAC the bridge has learned from a station behind a port.
+        # A MAC the bridge has learned from a station behind a port (txv1 talks on bringing up).
         ns("ip", "link", "set", "txv1", "address", "00:16:3e:aa:bb:02", "up")
-        ns("bridge", "fdb", "replace", "00:16:3e:aa:bb:02", "dev", "txv0", "master", "static")
+        end = time.time() + 10
+        while "00:16:3e:aa:bb:02" not in ns("bridge", "fdb", "show", "br", "br0").stdout:
+            check(time.time() < end, "the bridge never learned txv1's MAC")
+            time.sleep(0.1)
         expect_refused(run("bridge=br0,mac=00:16:3e:aa:bb:02"),
-                       r"MAC 00:16:3e:aa:bb:02 is already in use on bridge br0 \(by a station",
-                       "FDB MAC")
+                       r"MAC 00:16:3e:aa:bb:02 is already in use on bridge br0 \(by a station "
+                       r"the bridge has learned on port txv0\)", "learned MAC")
+        # A static FDB entry.
+        ns("bridge", "fdb", "add", "00:16:3e:aa:bb:04", "dev", "txv0", "master", "static")
+        expect_refused(run("bridge=br0,mac=00:16:3e:aa:bb:04"),
+                       r"MAC 00:16:3e:aa:bb:04 is already in use on bridge br0 \(by a static FDB "
+                       r"entry on port txv0\)", "static FDB MAC")
     finally:
         ns("ip", "link", "del", "txv0", ok=False)
     # A MAC another running guest has (before it sent anything).

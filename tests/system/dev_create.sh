@@ -54,6 +54,26 @@ expect_fail "MAC $mac is already in use on bridge br0" \
 assert_no_taps "after destroy"
 assert_clean
 
+# --- a restored domain keeps its MAC although the bridge learned it from elsewhere meanwhile
+# (as after migration or failover); a new domain with that MAC is still refused.
+ncreate dev2 "vif=['bridge=br0,mac=00:16:3e:aa:cc:01']" 'extra="ip=10.78.0.3 secs=120"' ||
+    fail "create dev2"
+N "$T" save dev2 "$TANDEM_RUNDIR/dev2.save" || fail "save dev2"
+assert_no_taps "after save"
+N ip link add txv0 type veth peer name txv1
+N ip link set txv0 master br0 up
+N ip link set txv1 address 00:16:3e:aa:cc:01 up
+learned() { N bridge fdb show br br0 | grep -q "00:16:3e:aa:cc:01 dev txv0"; }
+wait_for 10 learned || fail "the bridge did not learn txv1's MAC"
+expect_fail "MAC 00:16:3e:aa:cc:01 is already in use on bridge br0 (by a station the bridge has learned on port txv0)" \
+    ncreate dev3 "vif=['bridge=br0,mac=00:16:3e:aa:cc:01']"
+N "$T" restore "$TANDEM_RUNDIR/dev2.save" || fail "restore of a domain whose MAC the bridge learned"
+N ip link del txv0
+N ping -c 2 -i 0.2 -W 2 10.78.0.3 >/dev/null || fail "the restored guest does not answer ping"
+"$T" destroy dev2 || fail "destroy dev2"
+assert_no_taps "after destroying the restored domain"
+assert_clean
+
 # --- bad vifs
 expect_fail "vif vif1.0: bridge 'nobr0' does not exist" \
     ncreate bad1 "vif=['bridge=nobr0']"
