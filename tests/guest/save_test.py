@@ -238,6 +238,69 @@ def case_save_size():
             a.kill()
 
 
+def case_save_bandwidth():
+    """bandwidth_mbps caps the stream rate; compression shrinks a guest's mostly-code image."""
+    with tempfile.TemporaryDirectory() as tmp:
+        img = os.path.join(tmp, "image")
+        a = Vmm(tmp, "a", config(guest("statecheck"), "mem=8"))
+        try:
+            check(a.ready == {"ok": True}, f"ready {a.ready!r}")
+            wait_for(lambda: len(statecheck_rounds(a.console())) >= 1, 20, "statecheck progress")
+            reply, _ = a.save(img, leave_running=True)
+            check(reply.get("ok") is True, f"save failed: {reply!r}")
+            free_ms = reply["stats"]["total_ms"]
+            nbytes = reply["stats"]["bytes"]
+            reply, _ = a.save(img, leave_running=True, bandwidth_mbps=20)
+            check(reply.get("ok") is True, f"capped save failed: {reply!r}")
+            want_ms = nbytes / 20e6 * 1000 * 0.8
+            check(reply["stats"]["total_ms"] >= want_ms,
+                  f"20 MB/s cap: {nbytes} bytes in {reply['stats']['total_ms']} ms "
+                  f"(uncapped {free_ms} ms)")
+            reply, _ = a.save(img, leave_running=True, compression="zstd")
+            check(reply.get("ok") is True, f"zstd save failed: {reply!r}")
+            check(reply["stats"]["bytes"] < nbytes, "zstd did not shrink the image")
+            reply, _ = a.save(img, compression="bogus")
+            check(reply.get("ok") is False and "compression" in reply["error"],
+                  f"bad compression accepted: {reply!r}")
+            check(a.request({"cmd": "info"})["info"]["state"] == "running", "not running")
+        finally:
+            a.kill()
+
+
+def case_save_fail_resumes():
+    """A stream that breaks mid-save: the error names the phase, the domain keeps running."""
+    with tempfile.TemporaryDirectory() as tmp:
+        a = Vmm(tmp, "a", config(guest("statecheck"), "mem=8"))
+        try:
+            check(a.ready == {"ok": True}, f"ready {a.ready!r}")
+            r, w = os.pipe()
+            os.close(r)  # nobody reads: the first write fails (EPIPE)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(30)
+            s.connect(os.path.join(a.dir, "control.sock"))
+            s.sendmsg([json.dumps({"cmd": "save", "live": True}).encode()],
+                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))])
+            os.close(w)
+            while True:
+                msg = json.loads(s.recv(65536).decode())
+                if "progress" not in msg:
+                    break
+            s.close()
+            check(msg.get("ok") is False, f"save into a closed pipe succeeded: {msg!r}")
+            check(re.search(r"save failed in phase \w+ after \d+ bytes", msg["error"]),
+                  f"error lacks phase and bytes: {msg['error']!r}")
+            check(a.request({"cmd": "info"})["info"]["state"] == "running",
+                  "domain not resumed after a failed save")
+            n = len(statecheck_rounds(a.console()))
+            wait_for(lambda: len(statecheck_rounds(a.console())) > n, 10, "progress after failure")
+            check("MISMATCH" not in a.console(), "mismatch after a failed save")
+            reply = a.request({"cmd": "save"})
+            check(reply.get("ok") is False and "exactly one" in reply["error"],
+                  f"save without an fd: {reply!r}")
+        finally:
+            a.kill()
+
+
 def corrupt_variants(data):
     """(name, bytes) pairs of damaged streams: one flipped byte inside each record, and more."""
     out = [("wrong magic", b"X" + data[1:]),
