@@ -6,7 +6,8 @@
 # system (a raw disk image for the guest, a plain file for the native server; both fdatasync per
 # group commit); tandem-kvclient runs in `client`, across the switch, closed loop, 1 and 16
 # connections, mix set=60,get=30,incr=5,del=5 over 1000 keys. Prints one line per run and the
-# guest/native ratios.
+# guest/native ratios. KV_BENCH_DIR=/dev/shm puts both logs on tmpfs (flushes nearly free: the
+# network path and the guest's exits alone).
 set -u
 BUILD=$(realpath -- "${1:-build}")
 SECS=${2:-5}
@@ -47,21 +48,23 @@ run() {
         "$R_P50" "$R_P99" "$(echo "$line" | sed -n 's/.*\(errors: [0-9]*\).*/\1/p')"
 }
 
-fs=$(df -T "$RUNDIR_PRIMARY" | awk 'NR == 2 {print $2}')
+DIR=$(mktemp -d "${KV_BENCH_DIR:-$RUNDIR_PRIMARY}/kvbench.XXXXXX") || exit 1
+hosts_at_exit "rm -rf '$DIR'"
+fs=$(df -T "$DIR" | awk 'NR == 2 {print $2}')
 echo "kvstore guest vs native: server in primary, tandem-kvclient in client (across the switch)," \
     "log on $fs, ${SECS}s per run, native and guest runs interleaved"
 
 # Both servers stay up; runs alternate so that load from elsewhere on the machine hits both alike.
-on_host_bg primary "$NATIVE" --listen "$IP_PRIMARY:$PORT" --log "$RUNDIR_PRIMARY/native.log" \
+on_host_bg primary "$NATIVE" --listen "$IP_PRIMARY:$PORT" --log "$DIR/native.log" \
     --size 64 >"$RUNDIR_PRIMARY/native.out" 2>&1
 NPID=$HOST_PID
 wait_tcp client "$IP_PRIMARY:$PORT" 5 || { cat "$RUNDIR_PRIMARY/native.out"; exit 1; }
 
 # Preallocated like the native log (posix_fallocate): first writes into a sparse file would cost
 # a journal commit in every flush (about 3x slower here).
-fallocate -l 64M "$RUNDIR_PRIMARY/kv.img" || truncate -s 64M "$RUNDIR_PRIMARY/kv.img"
+fallocate -l 64M "$DIR/kv.img" || truncate -s 64M "$DIR/kv.img"
 on_host primary "$T" create "$HERE/../examples/kvstore.cfg" "kernel=\"$GUEST\"" \
-    "extra=\"ip=$IP/24 port=$PORT\"" "disk=[\"$RUNDIR_PRIMARY/kv.img,raw,xvda,rw\"]" \
+    "extra=\"ip=$IP/24 port=$PORT\"" "disk=[\"$DIR/kv.img,raw,xvda,rw\"]" \
     'vif=["bridge=br0"]' >/dev/null 2>&1 || { echo "bench_kv: tandem create failed"; exit 1; }
 wait_tcp client "$IP:$PORT" 10 || { echo "bench_kv: kvstore guest not reachable"; exit 1; }
 
