@@ -49,19 +49,33 @@ int tdm_mig_guard_start(tandem_ctx *ctx, struct tdm_mig_guard *g, tdm_mig_guard_
                 _exit(1);
         }
         close_range(keep_fd >= 0 ? 5 : 4, ~0u, 0);
-        do
-            n = read(3, &b, 1);
-        while (n < 0 && errno == EINTR);
-        if (n == 1 && b == 'D')
-            _exit(0);
-        /* EOF: the parent died while the guard was armed. */
-        fn(arg, keep_fd >= 0 ? 4 : -1);
+        int kept = keep_fd >= 0 ? 4 : -1;
+        for (;;) {
+            do
+                n = read(3, &b, 1);
+            while (n < 0 && errno == EINTR);
+            if (n != 1)
+                break; /* EOF: the parent died while the guard was armed */
+            if (b == 'D')
+                _exit(0);
+            if (b == 'R' && kept >= 0) {
+                close(kept);
+                kept = -1;
+            }
+        }
+        fn(arg, kept);
         _exit(0);
     }
     close(p[0]);
     g->pid = pid;
     g->fd = p[1];
     return 0;
+}
+
+void tdm_mig_guard_release_fd(struct tdm_mig_guard *g)
+{
+    if (g->fd >= 0)
+        (void)!write(g->fd, "R", 1);
 }
 
 void tdm_mig_guard_disarm(struct tdm_mig_guard *g)

@@ -134,6 +134,8 @@ struct tdm_mig_guard {
  */
 int tdm_mig_guard_start(tandem_ctx *ctx, struct tdm_mig_guard *g, tdm_mig_guard_fn *fn, void *arg,
                         int keep_fd);
+/* The guard closes its copy of keep_fd now; fn then gets -1. */
+void tdm_mig_guard_release_fd(struct tdm_mig_guard *g);
 /* Tell the guard to exit without acting and reap it. Idempotent. */
 void tdm_mig_guard_disarm(struct tdm_mig_guard *g);
 

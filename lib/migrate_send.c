@@ -341,6 +341,8 @@ static int phase_stream(struct msend *m)
     rc = await_save(m);
     if (rc)
         goto fail;
+    /* The save is over: should we die now, the guard unpauses at once. */
+    tdm_mig_guard_release_fd(&m->guard);
     m->source_paused = 1;
     m->t_paused = tdm_mig_now_ms();
     return 0;
@@ -420,12 +422,28 @@ static int phase_running(struct msend *m)
     return rc;
 }
 
+/* The guard's action once the receiver runs the domain: the source must go. */
+static void guard_destroy_source(void *arg, int unused)
+{
+    struct guard_arg *a = arg;
+    tandem_ctx *ctx = NULL;
+
+    (void)unused;
+    if (tandem_ctx_alloc(&ctx) != 0)
+        return;
+    (void)tandem_domain_destroy(ctx, a->domid);
+    tandem_ctx_free(ctx);
+}
+
 /* 9. Destroy the source and say goodbye. */
 static int phase_destroy(struct msend *m)
 {
     json_t *msg;
     int rc;
 
+    /* The receiver runs it: if we die before destroying ours, the guard does. */
+    if (tdm_mig_guard_start(m->ctx, &m->guard, guard_destroy_source, &guard_arg, -1))
+        tandem_ctx_clear_error(m->ctx);
     report(m, "destroy");
     rc = tandem_domain_destroy(m->ctx, m->domid);
     if (rc == TANDEM_ERR_TIMEOUT)

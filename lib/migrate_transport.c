@@ -466,6 +466,25 @@ out:
 
 /* ---------------------------------------------------------------- TCP */
 
+/*
+ * A cut link must end the migration, not hang it: unacknowledged data
+ * fails the socket after 10 s (TCP_USER_TIMEOUT, the sender's VMM is
+ * writing) and keepalives find a silent peer within ~10 s (the
+ * receiver's VMM is reading).
+ */
+static void tcp_liveness(int fd)
+{
+    int one = 1, idle = 5, intvl = 1, cnt = 5;
+    unsigned ut = 10000;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
+}
+
 /* "HOST:PORT" or "[V6]:PORT" into host and port strings. */
 static int split_addr(tandem_ctx *ctx, const char *addr, char *host, size_t hsz, char *port,
                       size_t psz)
@@ -524,7 +543,7 @@ int tandem_migrate_conn_connect(tandem_ctx *ctx, const char *addr,
 {
     struct addrinfo *res = NULL;
     char peer[160];
-    int fd = -1, rc, e = 0, one = 1;
+    int fd = -1, rc, e = 0;
 
     *out = NULL;
     rc = resolve(ctx, addr, 0, &res);
@@ -547,7 +566,7 @@ int tandem_migrate_conn_connect(tandem_ctx *ctx, const char *addr,
                                 addr);
         goto out;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tcp_liveness(fd);
     snprintf(peer, sizeof(peer), "the receiver at %s", addr);
     rc = tdm_mig_conn_new(ctx, fd, fd, TDM_MIG_DIR_SENDER, peer, out);
     if (rc)
@@ -602,7 +621,7 @@ int tandem_migrate_accept(tandem_ctx *ctx, int listen_fd,
     socklen_t sl = sizeof(ss);
     char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?", peer[160];
     struct pollfd p = {.fd = listen_fd, .events = POLLIN};
-    int fd, rc, pr, one = 1;
+    int fd, rc, pr;
 
     *out = NULL;
     if (!key)
@@ -616,7 +635,7 @@ int tandem_migrate_accept(tandem_ctx *ctx, int listen_fd,
     fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
     if (fd < 0)
         return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot accept a connection");
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tcp_liveness(fd);
     getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
                 NI_NUMERICHOST | NI_NUMERICSERV);
     snprintf(peer, sizeof(peer), "the sender at %s:%s", host, serv);

@@ -80,3 +80,38 @@ wait_until() {
 proc_stopped() {
     [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = T ]
 }
+
+# find_proc HOSTRUNDIR STOPTAG [STATE]: pid of a tandem process whose environment has
+# TANDEM_RUNDIR=HOSTRUNDIR and TANDEM_MIGRATE_TEST_STOP=STOPTAG (STOPTAG "-": none), in STATE (T:
+# stopped; default any). Prints it; false if none.
+find_proc() {
+    local p env
+    for p in /proc/[0-9]*; do
+        [ -r "$p/environ" ] || continue
+        env=$({ tr '\0' '\n' <"$p/environ"; } 2>/dev/null) || continue
+        grep -qx "TANDEM_RUNDIR=$1" <<<"$env" || continue
+        { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "tandem migrate" || continue
+        if [ "$2" != - ]; then
+            grep -qx "TANDEM_MIGRATE_TEST_STOP=$2" <<<"$env" || continue
+        fi
+        if [ -n "${3:-}" ]; then
+            [ "$(awk '{ print $3 }' "$p/stat" 2>/dev/null)" = "$3" ] || continue
+        fi
+        echo "${p#/proc/}"
+        return 0
+    done
+    return 1
+}
+
+# has_domain HOST NAME: true if HOST lists NAME (any state).
+has_domain() {
+    case " $(domains "$1")" in
+    *" $2 "*) return 0 ;;
+    esac
+    return 1
+}
+
+# no_domains HOST: true when HOST has no domain at all.
+no_domains() {
+    [ -z "$(domains "$1")" ]
+}
