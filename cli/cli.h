@@ -66,6 +66,9 @@ int cmd_restore(struct cli *cli, int argc, char **argv);        /* cmd_save.c */
 
 int cmd_migrate(struct cli *cli, int argc, char **argv);         /* cmd_migrate.c */
 int cmd_migrate_receive(struct cli *cli, int argc, char **argv); /* cmd_migrate.c */
+int cmd_remus(struct cli *cli, int argc, char **argv);           /* cmd_remus.c */
+int cmd_remus_receive(struct cli *cli, int argc, char **argv);   /* cmd_remus.c */
+int cmd_remus_status(struct cli *cli, int argc, char **argv);    /* cmd_remus.c */
 
 /* Follow the console of domid (until it goes away or Ctrl-]); follow=0 prints the log so far. */
 int cli_console_attach(struct cli *cli, uint32_t domid, int follow); /* cmd_domain.c */

@@ -103,6 +103,43 @@ const struct cli_cmd cli_commands[] = {
      "  -p                  leave the domain paused after the hand-over\n"
      "  -e, -d              accepted for xl compatibility\n",
      0},
+    {"remus", cmd_remus,
+     "[-i MS] [-s SSHCOMMAND] [-F] [-b] [-n] [-d] [-u] [-e] [--timeout MS] [--heartbeat MS]\n"
+     "       [--receiver CMD] DOM HOST",
+     "Protect a running domain with Remus: checkpoint it to a backup host continuously.",
+     "  Runs SSHCOMMAND HOST RECEIVER (default: ssh HOST tandem remus-receive), syncs the\n"
+     "  domain and its disks there, then checkpoints every -i MS (default 25). Network output\n"
+     "  leaves only after the backup acknowledged the checkpoint that produced it; disk writes\n"
+     "  are applied on the backup at the same commit (docs/remus.md).\n"
+     "  -i MS           checkpoint interval (default 25 ms = 40 Hz)\n"
+     "  -s SSHCOMMAND   command words put before HOST instead of 'ssh' (as for migrate)\n"
+     "  --receiver CMD  receiver command after HOST (default 'tandem remus-receive'; pass\n"
+     "                  --disk-map OLD=NEW there when the hosts share a filesystem)\n"
+     "  --timeout MS    the backup takes over after MS of silence (default 1000)\n"
+     "  --heartbeat MS  heartbeat interval both ways (default 100)\n"
+     "  -b              blackhole: replicate to nowhere (measuring only; needs -F)\n"
+     "  -n              no network buffering (needs -F)\n"
+     "  -d              no disk replication (needs -F)\n"
+     "  -u              LZ4-compress checkpoints (xl's -u turns compression off; it is off here\n"
+     "                  by default)\n"
+     "  -F              allow the unsafe -b, -n, -d\n"
+     "  -e              accepted for xl compatibility\n"
+     "  Returns once the first checkpoint is acknowledged; protection goes on in the VMM.\n",
+     0},
+    {"remus-receive", cmd_remus_receive, "[-r] [--disk-map OLD=NEW]...",
+     "Be the Remus backup of one domain (run by `tandem remus` through the remote shell).",
+     "  Reads checkpoints on stdin, sends ACKs and heartbeats on stdout, messages on stderr.\n"
+     "  Takes over (failover) when the primary falls silent or the stream breaks after the\n"
+     "  first complete checkpoint; exits without taking over before it or after an orderly\n"
+     "  end of protection. (`migrate-receive -r` is the planned xl spelling.)\n"
+     "  --disk-map OLD=NEW  use image NEW here for the primary's disk at OLD\n",
+     0},
+    {"remus-status", cmd_remus_status, "[DOM...]",
+     "Show Remus state and per-epoch telemetry (JSON) of the domains named, or of all.",
+     "  state: protected (RPO = 0), unprotected (backup lost: RPO != 0, reason given),\n"
+     "  syncing, stopped or off; configured_hz / achieved_hz; recent epochs with pause_us,\n"
+     "  dirty_pages, bytes, send_ms, ack_ms, frames_held.\n",
+     0},
 };
 
 const int cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);

@@ -83,5 +83,6 @@ void tandem_error_prefix(tandem_ctx *ctx, const char *fmt, ...)
 #include "tandem_domain.h" /* domain lifecycle */
 #include "tandem_migrate.h" /* live migration */
 #include "tandem_checkpoint.h" /* save, restore, checkpoint callbacks */
+#include "tandem_remus.h"  /* Remus: continuous checkpointing and failover */
 
 #endif

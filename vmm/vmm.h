@@ -121,6 +121,9 @@ struct vmm_blk {
     char *path;
     bool readonly;
     uint64_t capacity;
+    /* Remus (vmm_diskbuf.c): called after each successful guest write; NULL when unprotected. */
+    void (*on_write)(struct vmm_dev *d, uint64_t offset, const void *buf, uint64_t len);
+    void *capture;
 };
 
 struct vmm_vif {
@@ -435,6 +438,20 @@ int vmm_restore(struct vmm *vm, int fd, char *err, size_t errlen);
  * return ends the restore with an error. NULL (the default) = no ACK.
  */
 extern int (*vmm_restore_ack_hook)(struct vmm *vm, uint64_t epoch);
+/*
+ * Remus backup (vmm_remus_backup.c), checkpointed streams only. disk: one
+ * DISK_WRITES extent of the state being read, to hold until its
+ * CHECKPOINT (NULL: DISK_WRITES are refused). broken: the stream failed
+ * (what = the message); any tells whether a state was ever applied.
+ * Returning 0 ends the restore successfully with the last applied state
+ * (failover); nonzero fails it as before. NULL = fail.
+ */
+struct tandem_stream_extent;
+extern int (*vmm_restore_disk_hook)(struct vmm *vm, uint32_t disk, uint32_t sector_size,
+                                    const struct tandem_stream_extent *e, char *err,
+                                    size_t errlen);
+extern int (*vmm_restore_broken_hook)(struct vmm *vm, uint64_t last_epoch, bool any,
+                                      const char *what);
 
 /* ---- vmm_main.c: building and rebuilding the domain. */
 /* (Re)load the image and reset the vCPU: used at start and on reboot. */

@@ -158,6 +158,12 @@ int vmm_block_write(struct vmm_dev *d, uint64_t offset, const void *buf, uint64_
         }
         done += (uint64_t)n;
     }
+    {
+        void (*hook)(struct vmm_dev *, uint64_t, const void *, uint64_t) =
+            __atomic_load_n(&d->blk.on_write, __ATOMIC_ACQUIRE);
+        if (hook)
+            hook(d, offset, buf, len); /* Remus: the backup gets it with this epoch */
+    }
     return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "tandem.h"
 #include "vmm.h"
+#include "vmm_remus.h"
 
 #define CONTROL_MSG_MAX 65536
 #define CONTROL_CLIENTS 16
@@ -178,6 +179,8 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
         json_t *devs = vmm_dev_json(vm); /* docs/devices.md */
         reply = devs ? json_pack("{s:b,s:o}", "ok", 1, "devices", devs)
                      : error_reply("cannot encode the device list");
+    } else if (strcmp(cmd, "remus-status") == 0) {
+        reply = vmm_remus_status(vm); /* docs/remus.md */
     } else if (strcmp(cmd, "destroy") == 0) {
         *destroy = true;
         reply = json_pack("{s:b}", "ok", 1);
@@ -196,7 +199,7 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
         }
     } else {
         reply = error_reply("unknown command '%s' (known: info, devices, pause, unpause, "
-                            "destroy, rename, save)",
+                            "destroy, rename, save, remus, remus-status)",
                             cmd);
     }
 out:
@@ -243,6 +246,9 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
              json_is_object(req) &&
              strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "save") == 0)
         reply = vmm_save_request(vm, fd, req, rfds, nrfds); /* vmm_save.c, docs/checkpoint.md */
+    else if (req && json_is_object(req) &&
+             strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "remus") == 0)
+        reply = vmm_remus_request(vm, fd, req, rfds, nrfds); /* vmm_remus.c, docs/remus.md */
     else
         reply = handle_request(vm, buf, (size_t)n, destroy);
     json_decref(req);

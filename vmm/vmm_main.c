@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "vmm.h"
+#include "vmm_remus.h"
 
 #define DIRECT_DEFAULT_MIB 64
 
@@ -167,12 +168,16 @@ int main(int argc, char **argv)
         {"cmdline", required_argument, NULL, 'c'},    {"help", no_argument, NULL, 'h'},
         {"verbose", no_argument, NULL, 'v'},          {"disk", required_argument, NULL, 'D'},
         {"vif", required_argument, NULL, 'V'},        {"restore-fd", required_argument, NULL, 'R'},
+        {"remus-ack-fd", required_argument, NULL, 'A'}, {"remus-timeout", required_argument, NULL, 'T'},
+        {"remus-heartbeat", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     static struct vmm vmm;
     struct vmm *vm = &vmm;
     char err[VMM_ERRLEN] = "", path[4096];
     unsigned long long num, mem_mib = DIRECT_DEFAULT_MIB;
+    int remus_ack_fd = -1;
+    unsigned long long remus_timeout = 0, remus_heartbeat = 0;
     int opt, ready_fd = -1, restore_fd = -1, status = VMM_EXIT_ERROR, log_fd = -1, pid_fd = -1, con_fd = -1;
     bool paused = false, have_domid = false, made_log = false, made_sock = false,
          made_pid = false, made_con = false, verbose = false, started = false,
@@ -215,6 +220,24 @@ int main(int argc, char **argv)
             restore_fd = (int)num;
             fcntl(restore_fd, F_SETFD, FD_CLOEXEC);
             break;
+        case 'A':
+            /* Remus backup (docs/remus.md): ACKs and heartbeats to the primary go here. */
+            if (parse_uint(optarg, 0x7fffffff, &num) < 0 || fcntl((int)num, F_GETFD) < 0) {
+                fprintf(stderr, "tandem-vmm: --remus-ack-fd %s: not an open file descriptor\n",
+                        optarg);
+                return VMM_EXIT_ERROR;
+            }
+            remus_ack_fd = (int)num;
+            fcntl(remus_ack_fd, F_SETFD, FD_CLOEXEC);
+            break;
+        case 'T':
+        case 'H':
+            if (parse_uint(optarg, 3600000, opt == 'T' ? &remus_timeout : &remus_heartbeat) < 0) {
+                fprintf(stderr, "tandem-vmm: %s %s: not a time in ms\n",
+                        opt == 'T' ? "--remus-timeout" : "--remus-heartbeat", optarg);
+                return VMM_EXIT_ERROR;
+            }
+            break;
         case 'k':
             kernel = optarg;
             break;
@@ -250,7 +273,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc || (!vm->dir == !kernel) || (vm->dir && !have_domid) ||
-        (vm->dir && have_dev_opt) || (restore_fd >= 0 && !vm->dir)) {
+        (vm->dir && have_dev_opt) || (restore_fd >= 0 && !vm->dir) ||
+        (remus_ack_fd >= 0 && restore_fd < 0)) {
         usage(stderr);
         return VMM_EXIT_ERROR;
     }
@@ -312,14 +336,32 @@ int main(int argc, char **argv)
         goto out;
     if (vmm_io_start(vm, err, sizeof(err)) < 0)
         goto out;
+    if (restore_fd >= 0 && remus_ack_fd >= 0) {
+        /* Remus backup: the stream goes through the failure detector (vmm_remus_backup.c). */
+        int relay_fd;
+        if (vmm_remus_backup_start(vm, restore_fd, remus_ack_fd, (unsigned)remus_timeout,
+                                   (unsigned)remus_heartbeat, &relay_fd, err, sizeof(err)) < 0)
+            goto out;
+        restore_fd = relay_fd;
+        remus_ack_fd = -1; /* owned by the backup now */
+    }
     if (restore_fd >= 0) {
         /* A restored domain starts paused: the library unpauses it (docs/checkpoint.md). */
-        if (vmm_restore(vm, restore_fd, err, sizeof(err)) < 0)
-            goto out;
+        int rrc = vmm_restore(vm, restore_fd, err, sizeof(err));
         close(restore_fd);
         restore_fd = -1;
+        vmm_remus_backup_stop();
+        if (rrc < 0)
+            goto out;
         booted = true;
         paused = true;
+        if (vmm_remus_backup_failed_over()) {
+            paused = false; /* failover: the domain runs here now */
+        } else if (remus_timeout || remus_heartbeat || vmm_restore_broken_hook) {
+            snprintf(err, sizeof(err), "remus: the primary ended the protection (END); nothing "
+                                       "to take over");
+            goto out;
+        }
     } else if (vmm_domain_boot(vm, err, sizeof(err)) < 0) {
         goto out;
     }
@@ -372,6 +414,7 @@ int main(int argc, char **argv)
 
     started = true;
     vmm_control_loop(vm);
+    vmm_remus_shutdown(vm); /* END to a backup: a destroyed domain must not come back there */
 
     vmm_log("exiting: %s, code %d%s%s", vmm_halt_name(vm->halt), vm->halt_code,
             vm->halt_msg[0] ? ": " : "", vm->halt_msg);

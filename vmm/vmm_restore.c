@@ -11,6 +11,9 @@
 #define PAGE_SIZE 4096u
 
 int (*vmm_restore_ack_hook)(struct vmm *vm, uint64_t epoch);
+int (*vmm_restore_disk_hook)(struct vmm *vm, uint32_t disk, uint32_t sector_size,
+                             const struct tandem_stream_extent *e, char *err, size_t errlen);
+int (*vmm_restore_broken_hook)(struct vmm *vm, uint64_t last_epoch, bool any, const char *what);
 
 struct ring_state {
     uint32_t version; /* 1 (vmm_save.c) */
@@ -219,6 +222,18 @@ static int on_checkpoint(struct rst *s, uint64_t epoch)
     return 0;
 }
 
+/* Remus: an epoch's disk writes wait for its CHECKPOINT (vmm_remus_backup.c). */
+static int hold_extent(uint32_t disk, uint32_t sector_size, const struct tandem_stream_extent *e,
+                       void *opaque)
+{
+    struct rst *s = opaque;
+    char msg[VMM_ERRLEN];
+
+    if (vmm_restore_disk_hook(s->vm, disk, sector_size, e, msg, sizeof(msg)) != 0)
+        return rec_fail(s, "%s", msg);
+    return 0;
+}
+
 static int handle(struct rst *s, const struct tandem_stream_record *rec, bool staged_pages)
 {
     uint64_t value = 0;
@@ -252,7 +267,11 @@ static int handle(struct rst *s, const struct tandem_stream_record *rec, bool st
             return -1;
         break;
     case TANDEM_REC_DISK_WRITES:
-        return rec_fail(s, "disk writes in a stream are not supported by this VMM yet");
+        if (!staged_pages || !vmm_restore_disk_hook)
+            return rec_fail(s, "disk writes in a stream are not supported by this VMM yet");
+        if (tandem_stream_decode_disk(s->r, rec, hold_extent, s) != 0)
+            return s->err[0] ? -1 : lib_fail(s);
+        break;
     case TANDEM_REC_CHECKPOINT:
         if (tandem_stream_decode_checkpoint(s->r, rec, &value) < 0)
             return lib_fail(s);
@@ -330,12 +349,16 @@ int vmm_restore(struct vmm *vm, int fd, char *err, size_t errlen)
     for (;;) {
         int r = staged ? tandem_stream_next(s.r, &rec)
                        : tandem_stream_next_into(s.r, &rec, dest_page, &s);
-        if (r < 0) {
+        if (r < 0)
             lib_fail(&s);
-            goto out;
+        if (r < 0 || handle(&s, &rec, staged) < 0) {
+            /* Remus: a broken stream means failover to the last applied state (or none). */
+            if (!staged || !vmm_restore_broken_hook ||
+                vmm_restore_broken_hook(vm, s.ap.epoch, s.ap.any, err) != 0)
+                goto out;
+            s.st.npages = 0;
+            goto done;
         }
-        if (handle(&s, &rec, staged) < 0)
-            goto out;
         if (rec.type == TANDEM_REC_END)
             break;
     }
@@ -343,6 +366,8 @@ int vmm_restore(struct vmm *vm, int fd, char *err, size_t errlen)
         lib_fail(&s);
         goto out;
     }
+done:
+    err[0] = '\0';
     rc = finish(&s);
 out:
     vmm_state_free(&s.st.vcpu);

@@ -1,0 +1,235 @@
+/* `tandem remus`, `tandem remus-receive` and `tandem remus-status`: Remus protection from the command line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DEFAULT_RECEIVER "tandem remus-receive"
+
+enum { OPT_TIMEOUT = 256, OPT_HEARTBEAT, OPT_RECEIVER, OPT_DISK_MAP };
+
+/* Run argv with its stdin/stdout on pipes: *to_fd writes its stdin, *from_fd reads its stdout. */
+static pid_t spawn_shell(char **argv, int *to_fd, int *from_fd)
+{
+    int in[2], out[2];
+    pid_t pid;
+
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        execvp(argv[0], argv);
+        fprintf(stderr, "tandem: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    if (pid < 0) {
+        close(in[1]);
+        close(out[0]);
+        return -1;
+    }
+    *to_fd = in[1];
+    *from_fd = out[0];
+    return pid;
+}
+
+int cmd_remus(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"receiver", required_argument, NULL, OPT_RECEIVER},
+        {NULL, 0, NULL, 0},
+    };
+    tandem_remus_info info;
+    const char *shell = NULL, *receiver = DEFAULT_RECEIVER, *host;
+    char **rargv = NULL, *extra[1] = {NULL};
+    int opt, to = -1, from = -1, rc = 1;
+    bool force = false;
+    uint32_t domid;
+    pid_t child = -1;
+
+    tandem_remus_info_init(&info);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+i:s:Fbndue", longopts, NULL)) != -1) {
+        char *end;
+        long v;
+        switch (opt) {
+        case 'i':
+        case OPT_TIMEOUT:
+        case OPT_HEARTBEAT:
+            v = strtol(optarg, &end, 10);
+            if (*end || v <= 0 || v > 600000)
+                return cli_usage_error(cli, "remus", "%s '%s' is not a time in milliseconds",
+                                       opt == 'i' ? "-i" : opt == OPT_TIMEOUT ? "--timeout"
+                                                                              : "--heartbeat",
+                                       optarg);
+            if (opt == 'i')
+                info.interval_ms = (int)v;
+            else if (opt == OPT_TIMEOUT)
+                info.failover_timeout_ms = (int)v;
+            else
+                info.heartbeat_ms = (int)v;
+            break;
+        case 's':
+            shell = optarg;
+            break;
+        case OPT_RECEIVER:
+            receiver = optarg;
+            break;
+        case 'F':
+            force = true;
+            break;
+        case 'b':
+            tandem_defbool_set(&info.blackhole, 1);
+            break;
+        case 'n':
+            tandem_defbool_set(&info.netbuf, 0);
+            break;
+        case 'd':
+            tandem_defbool_set(&info.diskbuf, 0);
+            break;
+        case 'u':
+            /* xl: -u disables memory checkpoint compression; here compression is off by default
+             * (LZ4 costs more CPU than it saves on a local link), so -u switches it ON. */
+            tandem_defbool_set(&info.compression, 1);
+            break;
+        case 'e':
+            break; /* xl: do not wait in the background on the console; we never do */
+        default:
+            return cli_usage_error(cli, "remus", "unknown option");
+        }
+    }
+    if (force)
+        tandem_defbool_set(&info.allow_unsafe, 1);
+    if (argc - optind != (tandem_defbool_val(info.blackhole, 0) ? 1 : 2) &&
+        argc - optind != 2)
+        return cli_usage_error(cli, "remus", "expected DOM HOST");
+    if (tandem_domain_lookup(cli->ctx, argv[optind], &domid))
+        return cli_fail_ctx(cli, NULL);
+    host = optind + 1 < argc ? argv[optind + 1] : "";
+    if (!tandem_defbool_val(info.blackhole, 0)) {
+        if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &rargv))
+            return cli_fail_ctx(cli, "remus");
+        child = spawn_shell(rargv, &to, &from);
+        if (child < 0) {
+            cli_fail(cli, "remus: cannot start the receiver '%s': %s", rargv[0], strerror(errno));
+            goto out;
+        }
+    }
+    fprintf(stderr, "remus: protecting domain %s (%u)%s%s ...\n", argv[optind], domid,
+            host[0] ? " on " : "", host);
+    if (tandem_domain_remus_start(cli->ctx, &info, domid, to, from, 0)) {
+        cli_fail_ctx(cli, "remus");
+        goto out;
+    }
+    fprintf(stderr, "remus: domain %s is PROTECTED (see `tandem remus-status %s`)\n",
+            argv[optind], argv[optind]);
+    rc = 0;
+out:
+    /* The VMM holds its own copies of the channel now; the receiver runs on by itself. */
+    if (to >= 0)
+        close(to);
+    if (from >= 0)
+        close(from);
+    if (rc && child > 0) {
+        kill(child, SIGTERM);
+        waitpid(child, NULL, 0);
+    }
+    tandem_migrate_argv_free(rargv);
+    tandem_remus_info_dispose(&info);
+    return rc;
+}
+
+static void recv_log(void *opaque, const char *line)
+{
+    (void)opaque;
+    fprintf(stderr, "%s\n", line);
+}
+
+int cmd_remus_receive(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"disk-map", required_argument, NULL, OPT_DISK_MAP},
+        {NULL, 0, NULL, 0},
+    };
+    char **map = calloc((size_t)argc + 1, sizeof(char *));
+    int opt, n = 0, rc = 1, out_fd;
+    uint32_t domid;
+
+    if (!map)
+        return cli_fail(cli, "out of memory");
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+re", longopts, NULL)) != -1) {
+        if (opt == OPT_DISK_MAP) {
+            map[n++] = optarg;
+        } else if (opt != 'r' && opt != 'e') {
+            free(map);
+            return cli_usage_error(cli, "remus-receive", "unknown option");
+        }
+    }
+    if (optind != argc) {
+        free(map);
+        return cli_usage_error(cli, "remus-receive", "no arguments expected");
+    }
+    /* stdout carries ACKs: nothing else may ever be printed there. */
+    out_fd = dup(1);
+    dup2(2, 1);
+    if (tandem_remus_receive(cli->ctx, 0, out_fd, map, recv_log, NULL, &domid))
+        cli_fail_ctx(cli, NULL);
+    else
+        rc = 0;
+    free(map);
+    return rc;
+}
+
+int cmd_remus_status(struct cli *cli, int argc, char **argv)
+{
+    uint32_t domid;
+    char *json = NULL;
+    int rc = 0;
+
+    if (argc < 2) {
+        tandem_dominfo *infos = NULL;
+        int n = 0;
+        if (tandem_domain_list(cli->ctx, &infos, &n))
+            return cli_fail_ctx(cli, NULL);
+        for (int i = 0; i < n; i++) {
+            if (tandem_domain_remus_status(cli->ctx, infos[i].domid, &json)) {
+                rc = cli_fail_ctx(cli, NULL);
+                continue;
+            }
+            printf("%s\n", json);
+            free(json);
+        }
+        for (int i = 0; i < n; i++)
+            tandem_dominfo_dispose(&infos[i]);
+        free(infos);
+        return rc;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (tandem_domain_lookup(cli->ctx, argv[i], &domid) ||
+            tandem_domain_remus_status(cli->ctx, domid, &json)) {
+            rc = cli_fail_ctx(cli, NULL);
+            continue;
+        }
+        printf("%s\n", json);
+        free(json);
+    }
+    return rc;
+}
