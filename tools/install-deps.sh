@@ -3,7 +3,7 @@
 set -eu
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev python3 \
 libjansson-dev libcmocka-dev libnl-3-dev libnl-route-3-dev liblz4-dev libzstd-dev libxxhash-dev libsodium-dev \
-iproute2 dpkg-dev xz-utils iputils-ping"
+iproute2 dpkg-dev xz-utils iputils-ping openssh-server openssh-client"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
