@@ -103,9 +103,12 @@ def qemu_bench(qemu, size_mib, tmp, block):
         q = Qmp(qs)
         q.cmd("migrate-set-parameters", **{"max-bandwidth": 100 << 30})
         t0 = time.monotonic()
-        q.cmd("migrate", uri=f"exec:cat > {img}")
+        # "completed" means QEMU has handed everything to cat; wait until cat has written it.
+        q.cmd("migrate", uri=f"exec:cat > {img} && touch {img}.done")
         while q.cmd("query-migrate")["return"].get("status") not in ("completed", "failed"):
             time.sleep(0.005)
+        while not os.path.exists(img + ".done"):
+            time.sleep(0.002)
         with open(img, "rb") as f:
             os.fsync(f.fileno())
         t_save = time.monotonic() - t0
@@ -124,7 +127,7 @@ def qemu_bench(qemu, size_mib, tmp, block):
         p.wait()
         return t_save, t_restore, os.path.getsize(img)
     finally:
-        for f in (ram, img):
+        for f in (ram, img, img + ".done"):
             if os.path.exists(f):
                 os.unlink(f)
 

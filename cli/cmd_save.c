@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -39,6 +40,15 @@ static void end_progress(struct show *s)
     if (s->shown)
         fputc('\n', stderr);
     s->shown = 0;
+}
+
+/* Remove a partial image, but only a regular file (never a device or FIFO given as FILE). */
+static void remove_partial(int fd, const char *file)
+{
+    struct stat sb;
+
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        unlink(file);
 }
 
 int cmd_save(struct cli *cli, int argc, char **argv)
@@ -97,14 +107,15 @@ int cmd_save(struct cli *cli, int argc, char **argv)
     if (tandem_domain_checkpoint(cli->ctx, domid, fd, &params, NULL, show_progress, &show,
                                  &stats)) {
         end_progress(&show);
-        unlink(file); /* a partial image is of no use */
+        remove_partial(fd, file); /* a partial image is of no use */
         rc = cli_fail_ctx(cli, NULL);
         goto out;
     }
     end_progress(&show);
-    if (fsync(fd) < 0) {
+    /* EINVAL/EROFS: FILE is a pipe or device, nothing to sync. */
+    if (fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
         /* The domain is paused (or running with -c): keep it, the image may not be on disk. */
-        unlink(file);
+        remove_partial(fd, file);
         if (!leave)
             tandem_domain_unpause(cli->ctx, domid);
         rc = cli_fail(cli, "cannot write %s to disk: %s; the domain was left running", file,
