@@ -26,6 +26,12 @@ else
     echo "skipped: /dev/kvm or $BUILD/bench/bench_hypercall missing"
 fi
 
+# --- save/restore (bench_save.py): random-filled 256 MiB / 1 GiB / 4 GiB guests, save and restore
+# time vs raw sequential write/read of the same bytes, and vs QEMU migrate-to-file when
+# qemu-system-x86_64 is installed. Needs /dev/kvm (prints "skipped" otherwise).
+echo "== save/restore"
+python3 "$(dirname "$0")/bench_save.py" "$BUILD" 256 1024 4096 || echo "bench_save: failed (status $?)"
+
 # --- devices (bench_dev.sh): frames/s through a vif and block MB/s, rings and per-request
 # hypercalls, each against a plain host process doing the same (TAP, file) as a ratio.
 # Needs root and /dev/kvm (prints "skipped" otherwise).
