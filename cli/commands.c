@@ -13,8 +13,9 @@ const struct cli_cmd cli_commands[] = {
      1},
     {"list", cmd_list, "[-l] [DOM...]", "List domains (all, or the ones named) with their state.",
      "  -l, --long    print a JSON array of {\"domid\", \"config\", \"info\"} per domain\n"
-     "  State letters as xl: r running, b blocked, p paused, s shut down (with the reason\n"
-     "  letter after it: - poweroff, r reboot, s suspend, c crash, w watchdog), d dying.\n",
+     "  State letters as xl: r running, p paused, s shut down (with the reason letter\n"
+     "  after it: - poweroff, r reboot, s suspend, c crash, w watchdog); ------ while it is\n"
+     "  being created, ?????? when its VMM does not answer. xl's b and d never show.\n",
      0},
     {"console", cmd_console, "[--log] DOM",
      "Attach to a domain's console: show what the guest writes until it goes away.",
@@ -55,13 +56,24 @@ const struct cli_cmd cli_commands[] = {
     {"rename", cmd_rename, "DOM NEWNAME",
      "Rename a domain (refused if another domain has NEWNAME).", "", 0},
     {"config-check", cmd_config_check, "FILE [KEY=VALUE...]",
-     "Parse an xl.cfg file and print every setting (name, operator, value, line) as JSON.", "", 0},
+     "Parse an xl.cfg file and print every setting (name, operator, value, line) as JSON.",
+     "  KEY=VALUE     settings applied after FILE, as for create (their source is\n"
+     "                \"<command line>\")\n"
+     "  Each setting also names its source file. Only the syntax is checked here; the\n"
+     "  meaning of the options is checked by create (tandem -N create FILE).\n",
+     0},
     {"block-attach", cmd_block_attach, "DOM SPEC...",
-     "Attach a disk described by an xl disk spec (each SPEC word adds to the same disk).",
-     "  With the global -N, print the parsed disk as JSON and attach nothing.\n", 1},
+     "Check an xl disk spec (each SPEC word adds to the same disk); hot-plug is refused.",
+     "  With the global -N, print the parsed disk as JSON. Without it the spec is checked\n"
+     "  and the command fails: disks cannot be attached to a running domain yet; declare\n"
+     "  them in the domain's 'disk' option.\n",
+     1},
     {"network-attach", cmd_network_attach, "DOM SPEC",
-     "Attach a network interface described by an xl vif spec.",
-     "  With the global -N, print the parsed vif as JSON and attach nothing.\n", 1},
+     "Check an xl vif spec; hot-plug into a running domain is refused.",
+     "  With the global -N, print the parsed vif as JSON. Without it the spec is checked\n"
+     "  and the command fails: vifs cannot be attached to a running domain yet; declare\n"
+     "  them in the domain's 'vif' option.\n",
+     1},
     {"block-list", cmd_block_list, "DOM...", "List a domain's disks (xl's columns).",
      "  BE-path shows the image and its access mode; evt-ch and ring-ref are -1 (no Xen).\n",
      0},
