@@ -160,42 +160,51 @@ out:
     return rc;
 }
 
-/* Fill what the runtime directory knows (name, uuid, pid) for a domain whose VMM cannot say more.
+/*
+ * The runtime directory is the authority on a domain's identity: its `name`
+ * file replaces out->name, its `uuid` file fills out->uuid if that is still
+ * zero. A missing or unreadable file leaves the field as it was. -1 (no
+ * message) when the first path cannot be allocated, else 0.
  */
-static int info_from_rundir(tandem_ctx *ctx, const char *root, uint32_t domid, pid_t pid,
-                            tandem_domain_state state, tandem_dominfo *out)
+static int identity_from_rundir(const char *root, uint32_t domid, tandem_dominfo *out)
 {
-    char *path = NULL, *text = NULL;
-    int rc = 0;
+    char *path = tdm_domain_path(root, domid, "name"), *text = NULL;
 
-    tandem_dominfo_dispose(out);
-    out->domid = domid;
-    out->state = state;
-    out->vmm_pid = (int)pid;
-    path = tdm_domain_path(root, domid, "name");
-    if (!path) {
-        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    if (!path)
+        return -1;
     if (tdm_read_file(NULL, path, &text) == 0) {
+        free(out->name);
         out->name = text;
         text = NULL;
     }
     free(path);
     path = tdm_domain_path(root, domid, "uuid");
-    if (path && tdm_read_file(NULL, path, &text) == 0)
+    if (path && tandem_uuid_is_zero(out->uuid) && tdm_read_file(NULL, path, &text) == 0)
         tandem_uuid_parse(text, out->uuid);
-out:
     free(text);
     free(path);
-    return rc;
+    return 0;
+}
+
+/* Fill what the runtime directory knows (name, uuid, pid) for a domain whose VMM cannot say more.
+ */
+static int info_from_rundir(tandem_ctx *ctx, const char *root, uint32_t domid, pid_t pid,
+                            tandem_domain_state state, tandem_dominfo *out)
+{
+    tandem_dominfo_dispose(out);
+    out->domid = domid;
+    out->state = state;
+    out->vmm_pid = (int)pid;
+    if (identity_from_rundir(root, domid, out))
+        return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+    return 0;
 }
 
 int tandem_domain_info(tandem_ctx *ctx, uint32_t domid, tandem_dominfo *out)
 {
     const char *root = tandem_rundir();
     json_t *reply = NULL, *info;
-    char *label = NULL, *path = NULL;
+    char *label = NULL;
     pid_t pid = 0;
     int rc = 0;
 
@@ -220,26 +229,12 @@ int tandem_domain_info(tandem_ctx *ctx, uint32_t domid, tandem_dominfo *out)
         rc = TANDEM_ERR_PROTO;
         goto out;
     }
-    /* The runtime directory is the authority on identity; the VMM on state. */
+    /* The VMM is the authority on state. */
     out->domid = domid;
     if (!out->vmm_pid)
         out->vmm_pid = (int)pid;
-    path = tdm_domain_path(root, domid, "name");
-    if (path) {
-        char *text = NULL;
-        if (tdm_read_file(NULL, path, &text) == 0) {
-            free(out->name);
-            out->name = text;
-            text = NULL;
-        }
-        free(path);
-        path = tdm_domain_path(root, domid, "uuid");
-        if (path && tandem_uuid_is_zero(out->uuid) && tdm_read_file(NULL, path, &text) == 0)
-            tandem_uuid_parse(text, out->uuid);
-        free(text);
-    }
+    identity_from_rundir(root, domid, out);
 out:
-    free(path);
     free(label);
     json_decref(reply);
     return rc;
