@@ -254,25 +254,30 @@ out:
     return rc;
 }
 
-/* Element i of list option opt as a string, or an error naming it. */
+/* Element i of list option opt as a string and its line, or an error naming it. */
 static int list_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *opt,
-                       const tandem_cfg_value *list, int i, const char **out)
+                       const tandem_cfg_value *list, int i, const char **out, int *line)
 {
     const tandem_cfg_value *v = tandem_cfg_value_elem(list, i);
 
+    *line = tandem_cfg_value_line(v);
     if (tandem_cfg_value_kind(v) != TANDEM_CFG_STRING)
         return tandem_error(ctx, TANDEM_ERR_INVAL,
                             "%s:%d: %s[%d]: expected a string spec, got a list",
-                            tandem_cfg_source(cfg), tandem_cfg_value_line(v), opt, i);
+                            tandem_cfg_source(cfg), *line, opt, i);
     *out = tandem_cfg_value_string(v);
     return 0;
 }
 
-/* Fetch list option opt (a single string counts as a list of one). */
+/*
+ * Fetch list option opt (a single string counts as a list of one) and
+ * allocate *array, zeroed, for its *n elements of elem_size bytes. An
+ * absent option is an empty list: *n = 0, *array untouched.
+ */
 static int get_spec_list(tandem_ctx *ctx, const tandem_cfg *cfg, const char *opt,
-                         const tandem_cfg_value **out, int *n)
+                         size_t elem_size, const tandem_cfg_value **out, int *n, void **array)
 {
-    int rc = tandem_cfg_get_list(ctx, cfg, opt, out);
+    int count, rc = tandem_cfg_get_list(ctx, cfg, opt, out);
 
     *n = 0;
     if (rc == TANDEM_ERR_NOTFOUND) {
@@ -281,39 +286,42 @@ static int get_spec_list(tandem_ctx *ctx, const tandem_cfg *cfg, const char *opt
     }
     if (rc)
         return rc;
-    *n = tandem_cfg_value_count(*out);
+    count = tandem_cfg_value_count(*out);
+    if (count == 0)
+        return 0;
+    *array = calloc((size_t)count, elem_size);
+    if (!*array)
+        return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+    *n = count;
     return 0;
 }
 
 static int convert_disks(tandem_ctx *ctx, const tandem_cfg *cfg, tandem_domain_config *d)
 {
     const tandem_cfg_value *list;
-    int n, rc = get_spec_list(ctx, cfg, "disk", &list, &n);
+    void *array = NULL;
+    int n, rc = get_spec_list(ctx, cfg, "disk", sizeof(*d->disks), &list, &n, &array);
 
     if (rc || n == 0)
         return rc;
-    d->disks = calloc((size_t)n, sizeof(*d->disks));
-    if (!d->disks)
-        return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+    d->disks = array;
     for (int i = 0; i < n; i++) {
         const char *spec;
+        int line;
         tandem_device_disk_init(&d->disks[i]);
         d->num_disks = i + 1;
-        if ((rc = list_string(ctx, cfg, "disk", list, i, &spec)))
+        if ((rc = list_string(ctx, cfg, "disk", list, i, &spec, &line)))
             return rc;
         rc = tandem_disk_parse(ctx, &d->disks[i], 1, &spec);
         if (rc) {
-            tandem_error_prefix(ctx, "%s:%d: disk[%d]", tandem_cfg_source(cfg),
-                                tandem_cfg_value_line(tandem_cfg_value_elem(list, i)), i);
+            tandem_error_prefix(ctx, "%s:%d: disk[%d]", tandem_cfg_source(cfg), line, i);
             return rc;
         }
         for (int j = 0; j < i; j++)
             if (d->disks[j].vdev && d->disks[i].vdev && !strcmp(d->disks[j].vdev, d->disks[i].vdev))
                 return tandem_error(ctx, TANDEM_ERR_INVAL,
                                     "%s:%d: disk[%d]: vdev '%s' is already used by disk[%d]",
-                                    tandem_cfg_source(cfg),
-                                    tandem_cfg_value_line(tandem_cfg_value_elem(list, i)), i,
-                                    d->disks[i].vdev, j);
+                                    tandem_cfg_source(cfg), line, i, d->disks[i].vdev, j);
     }
     return 0;
 }
@@ -321,19 +329,18 @@ static int convert_disks(tandem_ctx *ctx, const tandem_cfg *cfg, tandem_domain_c
 static int convert_nics(tandem_ctx *ctx, const tandem_cfg *cfg, tandem_domain_config *d)
 {
     const tandem_cfg_value *list;
-    int n, rc = get_spec_list(ctx, cfg, "vif", &list, &n);
+    void *array = NULL;
+    int n, rc = get_spec_list(ctx, cfg, "vif", sizeof(*d->nics), &list, &n, &array);
 
     if (rc || n == 0)
         return rc;
-    d->nics = calloc((size_t)n, sizeof(*d->nics));
-    if (!d->nics)
-        return tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+    d->nics = array;
     for (int i = 0; i < n; i++) {
         const char *spec;
-        int line = tandem_cfg_value_line(tandem_cfg_value_elem(list, i));
+        int line;
         tandem_device_nic_init(&d->nics[i]);
         d->num_nics = i + 1;
-        if ((rc = list_string(ctx, cfg, "vif", list, i, &spec)))
+        if ((rc = list_string(ctx, cfg, "vif", list, i, &spec, &line)))
             return rc;
         rc = tandem_nic_parse(ctx, &d->nics[i], spec);
         if (rc) {
