@@ -37,3 +37,9 @@ python3 "$(dirname "$0")/bench_save.py" "$BUILD" 256 1024 4096 || echo "bench_sa
 # Needs root and /dev/kvm (prints "skipped" otherwise).
 echo "== devices"
 bash "$(dirname "$0")/bench_dev.sh" "$BUILD" 3
+
+# --- live migration (bench_migrate.py): idle and memdirty guests of 256 MiB, 1 GiB, 4 GiB over
+# loopback PSK TCP: total time, downtime, bytes, MB/s, against QEMU's migration of the same bytes.
+# Needs /dev/kvm (prints "skipped" otherwise); QEMU columns only when qemu-system-x86_64 exists.
+echo "== live migration"
+python3 "$(dirname "$0")/bench_migrate.py" "$BUILD" || echo "bench_migrate: failed (status $?)"

@@ -90,9 +90,8 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     struct tandem_migrate_stats stats;
     struct progress_view view = {.tty = isatty(STDERR_FILENO)};
     const char *shell = NULL, *tcp = NULL, *keyfile = NULL, *receiver = NULL, *host = NULL;
-    char *extra[3] = {NULL, NULL, NULL};
     char **rargv = NULL;
-    int nextra = 0, opt, rc = 1, status;
+    int opt, rc = 1, status;
     uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
     tandem_migrate_conn *conn = NULL;
     uint32_t domid;
@@ -106,7 +105,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
         case 'e':
             break; /* xl compatibility: the receiver never waits for the domain's death */
         case 'p':
-            extra[nextra++] = "-p";
+            params.leave_paused = 1;
             break;
         case OPT_DOWNTIME:
             if (parse_uint(cli, "migrate", "--downtime", optarg, &params.downtime_ms))
@@ -168,7 +167,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
             goto out;
         }
     } else {
-        if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &rargv)) {
+        if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, NULL, &rargv)) {
             rc = cli_fail_ctx(cli, NULL);
             goto out;
         }
@@ -191,10 +190,11 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
         goto out;
     }
     fprintf(stderr,
-            "migration of %s done: total %llu ms, downtime %llu ms (paused %llu ms until the "
+            "migration of %s done: total %llu ms, downtime %.3f ms (paused %llu ms until the "
             "receiver ran it), %.1f MB, %llu pages, %llu pre-copy rounds; remote id %u\n",
             argv[optind], (unsigned long long)stats.total_ms,
-            (unsigned long long)stats.downtime_ms, (unsigned long long)stats.handover_ms,
+            stats.downtime_us ? (double)stats.downtime_us / 1000.0 : (double)stats.downtime_ms,
+            (unsigned long long)stats.handover_ms,
             (double)stats.bytes / 1e6, (unsigned long long)stats.pages,
             (unsigned long long)stats.iterations, stats.remote_domid);
     rc = 0;

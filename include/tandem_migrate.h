@@ -98,6 +98,7 @@ struct tandem_migrate_params {
     uint32_t max_iters;      /* pre-copy rounds at most, 0 = 30 */
     const char *compression; /* "none" (NULL), "lz4", "zstd" */
     int copy_storage;        /* copy disk contents while paused (docs/migration.md "Storage") */
+    int leave_paused;        /* the receiver leaves the domain paused after the hand-over */
 };
 
 struct tandem_migrate_progress {
@@ -109,6 +110,7 @@ typedef void tandem_migrate_progress_cb(void *opaque, const struct tandem_migrat
 
 struct tandem_migrate_stats {
     uint64_t total_ms, downtime_ms, bytes, pages, iterations;
+    uint64_t downtime_us; /* the same downtime in µs (0 if the VMM did not say) */
     uint64_t handover_ms; /* paused at the source until the receiver said it runs */
     uint32_t remote_domid;
 };

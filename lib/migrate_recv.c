@@ -378,6 +378,8 @@ static int phase_go(struct mrecv *r)
 {
     json_t *m = NULL;
     int rc = tdm_mig_recv(r->ctx, r->conn, GO_TIMEOUT_MS, "go", &m);
+    if (rc == 0 && json_is_true(json_object_get(m, "paused")))
+        r->flags |= TANDEM_MIGRATE_RECV_PAUSED;
     json_decref(m);
     return rc;
 }

@@ -303,6 +303,7 @@ static int await_save(struct msend *m)
             json_t *st = json_object_get(j, "stats");
             m->stats->total_ms = jint(st, "total_ms");
             m->stats->downtime_ms = jint(st, "downtime_ms");
+            m->stats->downtime_us = jint(st, "downtime_us");
             m->stats->bytes = jint(st, "bytes");
             m->stats->pages = jint(st, "pages");
             m->stats->iterations = jint(st, "iterations");
@@ -397,7 +398,7 @@ out:
 /* 7. Tell the receiver to run. From here on the source must not resume on its own. */
 static int phase_go(struct msend *m)
 {
-    json_t *msg = json_pack("{s:s}", "msg", "go");
+    json_t *msg = json_pack("{s:s,s:b}", "msg", "go", "paused", m->params->leave_paused);
     int rc;
 
     report(m, "go");
