@@ -1,4 +1,5 @@
 /* tandem-kvclient: kvstore load generator (latency histogram, history file) and checker. */
+#include "../kvstore/kv_addr.h"
 #include "kvc_history.h"
 
 #include <errno.h>
@@ -88,26 +89,6 @@ static void event(int conn, const char *fmt, ...)
     vfprintf(hist, fmt, ap);
     va_end(ap);
     fputc('\n', hist);
-}
-
-static int resolve(const char *spec)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || !colon[1])
-        return -1;
-    size_t hl = (size_t)(colon - spec);
-    const char *h = spec;
-    if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= sizeof(host))
-        return -1;
-    memcpy(host, h, hl);
-    host[hl] = 0;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    return getaddrinfo(host, colon + 1, &hints, &server_ai) ? -1 : 0;
 }
 
 /* Start a non-blocking connect; -1 with errno on immediate failure. */
@@ -790,7 +771,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (resolve(o.server)) {
+    if (kv_addr_resolve(o.server, 0, &server_ai)) {
         fprintf(stderr, "tandem-kvclient: --server '%s' is not ADDR:PORT\n", o.server);
         return 2;
     }

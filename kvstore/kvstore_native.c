@@ -1,4 +1,5 @@
 /* tandem-kvstore-native: the kvstore core in a plain host process (file log, fdatasync). */
+#include "kv_addr.h"
 #include "kv_core.h"
 
 #include <errno.h>
@@ -185,29 +186,6 @@ static void client_write(struct client *cl)
         cl->outoff = cl->outlen = 0;
 }
 
-/* Split "ADDR:PORT" or "[ADDR]:PORT" and resolve it for a passive socket. */
-static int parse_listen(const char *spec, struct addrinfo **res)
-{
-    char host[256];
-    const char *port;
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || !colon[1])
-        return -1;
-    size_t hl = (size_t)(colon - spec);
-    const char *h = spec;
-    if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= sizeof(host))
-        return -1;
-    memcpy(host, h, hl);
-    host[hl] = 0;
-    port = colon + 1;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    return getaddrinfo(host, port, &hints, res) ? -1 : 0;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tandem-kvstore-native --listen ADDR:PORT --log FILE [--size MiB] "
@@ -286,7 +264,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (parse_listen(listen_spec, &ai)) {
+    if (kv_addr_resolve(listen_spec, AI_PASSIVE, &ai)) {
         fprintf(stderr, "tandem-kvstore-native: --listen '%s' is not ADDR:PORT\n", listen_spec);
         return 2;
     }
