@@ -26,7 +26,11 @@ int tandem_domain_config_from_cfg(tandem_ctx *ctx, const tandem_cfg *cfg,
 int tandem_domain_config_load(tandem_ctx *ctx, const char *path, int noverrides,
                               char *const *overrides, tandem_domain_config *out);
 
-/* Check a domain name: 1..64 of [A-Za-z0-9_.-], not all digits, not starting with '-'. */
+/*
+ * Check a domain name: 1..64 of [A-Za-z0-9_.-], not starting with '.' or
+ * '-', not all digits (those are domids). 0, or TANDEM_ERR_INVAL with a
+ * message naming the name and what is wrong with it.
+ */
 int tandem_domain_name_check(tandem_ctx *ctx, const char *name);
 
 #ifdef __cplusplus

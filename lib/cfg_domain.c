@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "domain_internal.h"
 #include "json_util.h"
 
 #define DEFAULT_MEMORY_MIB 128
@@ -39,31 +39,10 @@ static int opt_fail(tandem_ctx *ctx, const tandem_cfg *cfg, const char *opt, con
     return opt_error(ctx, cfg, opt, TANDEM_ERR_INVAL);
 }
 
+/* One set of rules: a name in a config is checked as create and rename check it. */
 int tandem_domain_name_check(tandem_ctx *ctx, const char *name)
 {
-    size_t len = strlen(name), digits = 0;
-
-    if (len == 0 || len > 64)
-        return tandem_error(ctx, TANDEM_ERR_INVAL,
-                            "domain name '%s' must be 1 to 64 characters long", name);
-    if (name[0] == '-')
-        return tandem_error(ctx, TANDEM_ERR_INVAL, "domain name '%s' must not start with '-'",
-                            name);
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (c >= '0' && c <= '9')
-            digits++;
-        else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-' ||
-                   c == '.'))
-            return tandem_error(ctx, TANDEM_ERR_INVAL,
-                                "domain name '%s' has character '%c'; use letters, digits, '_', "
-                                "'-' and '.'",
-                                name, c);
-    }
-    if (digits == len)
-        return tandem_error(ctx, TANDEM_ERR_INVAL,
-                            "domain name '%s' is all digits and would read as a domid", name);
-    return 0;
+    return tdm_name_check(ctx, name);
 }
 
 /* Optional string option: *out stays NULL when absent. */

@@ -138,6 +138,8 @@ static void test_errors(void **state)
                  "t.cfg:4: maxmem: 128 MiB is less than memory (256 MiB)");
     expect_error(f, "name='a b'\nkernel='/k'\n", "t.cfg:1: name: domain name 'a b' has character ' '");
     expect_error(f, "name='123'\nkernel='/k'\n", "all digits");
+    /* The rules of create and rename: -N create must not accept what create refuses. */
+    expect_error(f, "name='.a'\nkernel='/k'\n", "t.cfg:1: name: domain name '.a' must not start with '.'");
     expect_error(f, "name='a'\nkernel='/k'\nuuid='nope'\n", "t.cfg:3: uuid: 'nope' is not a UUID");
     expect_error(f, "name='a'\nkernel='/k'\non_crash='explode'\n",
                  "t.cfg:3: on_crash: unknown action 'explode'");
