@@ -249,7 +249,7 @@ static int list_string(tandem_ctx *ctx, const tandem_cfg *cfg, const char *opt,
 }
 
 /*
- * Fetch list option opt (a single string counts as a list of one) and
+ * Fetch list option opt (a single string is refused, naming it) and
  * allocate *array, zeroed, for its *n elements of elem_size bytes. An
  * absent option is an empty list: *n = 0, *array untouched.
  */
