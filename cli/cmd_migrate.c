@@ -197,6 +197,9 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
             (unsigned long long)stats.handover_ms,
             (double)stats.bytes / 1e6, (unsigned long long)stats.pages,
             (unsigned long long)stats.iterations, stats.remote_domid);
+    if (params.copy_storage)
+        fprintf(stderr, "disk contents copied while paused: %.1f MB (all-zero MiB chunks skipped)\n",
+                (double)stats.storage_bytes / 1e6);
     rc = 0;
 out:
     status = tandem_migrate_conn_close(conn);

@@ -97,7 +97,8 @@ struct tandem_migrate_params {
     uint32_t bandwidth_mbps; /* MB/s cap, 0 = unlimited */
     uint32_t max_iters;      /* pre-copy rounds at most, 0 = 30 */
     const char *compression; /* "none" (NULL), "lz4", "zstd" */
-    int copy_storage;        /* copy disk contents while paused (docs/migration.md "Storage") */
+    int copy_storage;        /* copy disk contents while paused (docs/migration.md "Storage"):
+                                the receiver creates each disk file, which must not exist there */
     int leave_paused;        /* the receiver leaves the domain paused after the hand-over */
 };
 
@@ -112,6 +113,7 @@ struct tandem_migrate_stats {
     uint64_t total_ms, downtime_ms, bytes, pages, iterations;
     uint64_t downtime_us; /* the same downtime in µs (0 if the VMM did not say) */
     uint64_t handover_ms; /* paused at the source until the receiver said it runs */
+    uint64_t storage_bytes; /* disk bytes copied (--copy-storage), zero chunks not counted */
     uint32_t remote_domid;
 };
 

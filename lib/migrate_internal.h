@@ -155,6 +155,17 @@ int tdm_mig_disk_sample(tandem_ctx *ctx, const char *path, uint64_t *size, char 
  */
 void tdm_mig_test_stop(const char *role, const char *phase);
 
+/* Read exactly len raw bytes that follow a frame (disk data). TANDEM_ERR_IO on EOF. */
+int tdm_mig_read_raw(tandem_ctx *ctx, tandem_migrate_conn *conn, void *buf, size_t len,
+                     int timeout_ms);
+
+/*
+ * "BOOT_ID:DEV:INO" of path: the same string on both sides means the
+ * same file on the same running kernel (shared storage on one machine,
+ * as the test hosts are). -1 if path cannot be stat'ed.
+ */
+int tdm_mig_disk_identity(const char *path, char out[160]);
+
 /* Milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
 int64_t tdm_mig_now_ms(void);
 

@@ -408,3 +408,35 @@ out:
     close(fd);
     return rc;
 }
+
+int tdm_mig_read_raw(tandem_ctx *ctx, tandem_migrate_conn *conn, void *buf, size_t len,
+                     int timeout_ms)
+{
+    int64_t deadline = timeout_ms > 0 ? tdm_mig_now_ms() + timeout_ms : 0;
+    int rc = read_exact(ctx, conn, buf, len, deadline, NULL);
+
+    if (rc == 1)
+        rc = tandem_error(ctx, TANDEM_ERR_IO, "%s closed the connection in the middle of data",
+                          conn->peer);
+    return rc;
+}
+
+int tdm_mig_disk_identity(const char *path, char out[160])
+{
+    char boot[64] = "";
+    struct stat st;
+    FILE *f;
+
+    if (stat(path, &st) < 0)
+        return -1;
+    f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (f) {
+        if (!fgets(boot, sizeof(boot), f))
+            boot[0] = '\0';
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    snprintf(out, 160, "%s:%llu:%llu", boot, (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    return 0;
+}

@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "domain_internal.h"
@@ -38,7 +39,13 @@ struct mrecv {
     int lock_fd;  /* ROOT/migrate-<name>.lock while we receive this name */
     uint32_t domid; /* the incoming domain, 0 until restored */
     struct tdm_mig_guard guard;
+    json_t *disks;   /* the sender's disk list (config phase) */
+    int copy;        /* --copy-storage: we create and fill the disks */
+    int *disk_fd;    /* per disk of `disks`: the file we created, -1 */
+    size_t ndisk;
 };
+
+#define DISK_CHUNK (1u << 20)
 
 static void say(struct mrecv *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(struct mrecv *r, const char *fmt, ...)
@@ -56,11 +63,14 @@ static void say(struct mrecv *r, const char *fmt, ...)
 
 /* ---- the guard's action: the receiver died before running the domain, so drop the copy */
 
+struct mrecv;
 struct guard_arg {
     char incoming[TDM_NAME_MAX + 1];
     uint32_t domid;
+    struct mrecv *r; /* the guard's copy (fork): the disk files created for --copy-storage */
 };
 static struct guard_arg guard_arg;
+static void remove_disks(struct mrecv *r);
 
 static void guard_discard(void *arg, int unused)
 {
@@ -85,6 +95,8 @@ static void guard_discard(void *arg, int unused)
         }
         sleep(1);
     }
+    if (a->r)
+        remove_disks(a->r);
     tandem_ctx_free(ctx);
 }
 
@@ -236,6 +248,105 @@ static void forget_learned_mac(const char *bridge, const tandem_mac mac)
     closedir(d);
 }
 
+/*
+ * --copy-storage: create every disk file, empty and of the sender's size,
+ * before the VMM opens it. A file that exists is never overwritten, and
+ * the sender's own file (shared storage, or the same machine) is refused.
+ */
+static int create_disks(struct mrecv *r)
+{
+    size_t i;
+    json_t *d;
+
+    r->ndisk = json_array_size(r->disks);
+    r->disk_fd = calloc(r->ndisk ? r->ndisk : 1, sizeof(int));
+    if (!r->disk_fd)
+        return tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
+    for (i = 0; i < r->ndisk; i++)
+        r->disk_fd[i] = -1;
+    json_array_foreach(r->disks, i, d) {
+        const char *path = json_string_value(json_object_get(d, "path"));
+        const char *ident = json_string_value(json_object_get(d, "identity"));
+        json_int_t size = json_integer_value(json_object_get(d, "size"));
+        char mine[160];
+        if (!path || size < 0)
+            return tandem_error(r->ctx, TANDEM_ERR_PROTO, "disk %zu has no path or size", i);
+        if (tdm_mig_disk_identity(path, mine) == 0) {
+            if (ident && strcmp(ident, mine) == 0)
+                return tandem_error(r->ctx, TANDEM_ERR_INVAL,
+                                    "disk %s is the sender's own file (shared storage): "
+                                    "migrate without --copy-storage",
+                                    path);
+            return tandem_error(r->ctx, TANDEM_ERR_EXISTS,
+                                "disk %s already exists on this host; --copy-storage does not "
+                                "overwrite it",
+                                path);
+        }
+        r->disk_fd[i] = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (r->disk_fd[i] < 0)
+            return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot create disk %s",
+                                      path);
+        if (ftruncate(r->disk_fd[i], (off_t)size) < 0)
+            return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot size disk %s", path);
+        say(r, "created disk %s (%lld bytes) for --copy-storage", path, (long long)size);
+    }
+    return 0;
+}
+
+/* Remove the disk files we created (a failed --copy-storage migration). */
+static void remove_disks(struct mrecv *r)
+{
+    for (size_t i = 0; i < r->ndisk; i++) {
+        const char *path = json_string_value(json_object_get(json_array_get(r->disks, i), "path"));
+        if (r->disk_fd[i] < 0)
+            continue;
+        close(r->disk_fd[i]); /* in the guard already closed: harmless */
+        r->disk_fd[i] = -1;
+        if (path)
+            unlink(path);
+    }
+}
+
+/* One disk-data frame: check where it goes and its hash, then write the raw bytes after it. */
+static int take_disk_data(struct mrecv *r, const json_t *msg, uint8_t *buf)
+{
+    json_int_t i = json_integer_value(json_object_get(msg, "disk"));
+    json_int_t off = json_integer_value(json_object_get(msg, "offset"));
+    json_int_t len = json_integer_value(json_object_get(msg, "len"));
+    const char *want = json_string_value(json_object_get(msg, "hash"));
+    const json_t *d = json_array_get(r->disks, (size_t)i);
+    json_int_t size = json_integer_value(json_object_get(d, "size"));
+    uint8_t digest[32];
+    char hex[65];
+    int rc;
+
+    if (!r->copy || i < 0 || (size_t)i >= r->ndisk || r->disk_fd[i] < 0 || len <= 0 ||
+        len > DISK_CHUNK || off < 0 || off > size - len || !want)
+        return tandem_error(r->ctx, TANDEM_ERR_PROTO,
+                            "disk-data for disk %lld at %lld (+%lld) does not fit what was "
+                            "agreed",
+                            (long long)i, (long long)off, (long long)len);
+    rc = tdm_mig_read_raw(r->ctx, r->conn, buf, (size_t)len, STORAGE_TIMEOUT_MS);
+    if (rc)
+        return rc;
+    crypto_generichash(digest, sizeof(digest), buf, (size_t)len, NULL, 0);
+    tdm_mig_hex(digest, sizeof(digest), hex);
+    if (strcmp(hex, want) != 0)
+        return tandem_error(r->ctx, TANDEM_ERR_PROTO,
+                            "disk-data for disk %lld at %lld: the bytes do not match their hash",
+                            (long long)i, (long long)off);
+    for (json_int_t done = 0; done < len;) {
+        ssize_t n = pwrite(r->disk_fd[i], buf + done, (size_t)(len - done), (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot write disk %s",
+                                      json_string_value(json_object_get(d, "path")));
+        done += n;
+    }
+    return 0;
+}
+
 /* ---- phases, in order */
 
 /* 1. Banner and version (TCP: authentication already done by accept). */
@@ -256,8 +367,10 @@ static int phase_config(struct mrecv *r)
     rc = tdm_mig_recv(r->ctx, r->conn, CONFIG_TIMEOUT_MS, "config", &msg);
     if (rc)
         goto out;
-    if (json_is_true(json_object_get(msg, "copy_storage"))) {
-        rc = tandem_error(r->ctx, TANDEM_ERR_UNSUPP, "--copy-storage is not implemented yet");
+    r->copy = json_is_true(json_object_get(msg, "copy_storage"));
+    r->disks = json_incref(json_object_get(msg, "disks"));
+    if (!json_is_array(r->disks)) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_PROTO, "the config message lists no disks");
         goto out;
     }
     rc = tandem_domain_config_parse_json(r->ctx, &r->cfg, json_object_get(msg, "config"));
@@ -273,7 +386,7 @@ static int phase_config(struct mrecv *r)
     snprintf(r->name, sizeof(r->name), "%s", name);
     say(r, "incoming domain '%s' from %s", r->name, r->conn->peer);
     if ((rc = check_name(r)) || (rc = check_kernel(r)) || (rc = check_bridges(r)) ||
-        (rc = check_disks(r, json_object_get(msg, "disks"))))
+        (rc = r->copy ? create_disks(r) : check_disks(r, r->disks)))
         goto out;
     reply = json_pack("{s:s}", "msg", "config-ok");
     rc = reply ? tdm_mig_send(r->ctx, r->conn, reply)
@@ -306,6 +419,7 @@ static int phase_stream(struct mrecv *r)
     tandem_domain_config_init(&cfg);
     snprintf(guard_arg.incoming, sizeof(guard_arg.incoming), "%s", r->incoming);
     guard_arg.domid = 0;
+    guard_arg.r = r->copy ? r : NULL;
     rc = tdm_mig_guard_start(r->ctx, &r->guard, guard_discard, &guard_arg, -1);
     if (rc)
         goto out;
@@ -336,12 +450,36 @@ out:
 static int phase_have_state(struct mrecv *r)
 {
     json_t *msg = NULL, *reply = NULL, *d;
+    uint8_t *buf = NULL;
     size_t i;
     int rc;
 
-    rc = tdm_mig_recv(r->ctx, r->conn, STORAGE_TIMEOUT_MS, "storage", &msg);
-    if (rc)
+    for (;;) {
+        json_decref(msg);
+        msg = NULL;
+        rc = tdm_mig_recv(r->ctx, r->conn, STORAGE_TIMEOUT_MS, NULL, &msg);
+        if (rc)
+            goto out;
+        if (strcmp(json_string_value(json_object_get(msg, "msg")), "disk-data") != 0)
+            break;
+        if (!buf && !(buf = malloc(DISK_CHUNK))) {
+            rc = tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        rc = take_disk_data(r, msg, buf);
+        if (rc)
+            goto out;
+    }
+    if (strcmp(json_string_value(json_object_get(msg, "msg")), "storage") != 0) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_PROTO, "%s sent \"%s\" where \"storage\" was expected",
+                          r->conn->peer, json_string_value(json_object_get(msg, "msg")));
         goto out;
+    }
+    for (size_t k = 0; k < r->ndisk; k++)
+        if (r->disk_fd[k] >= 0 && fsync(r->disk_fd[k]) < 0) {
+            rc = tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot flush disk %zu", k);
+            goto out;
+        }
     json_array_foreach(json_object_get(msg, "disks"), i, d) {
         const char *path = json_string_value(json_object_get(d, "path"));
         const char *want = json_string_value(json_object_get(d, "sample"));
@@ -368,6 +506,7 @@ static int phase_have_state(struct mrecv *r)
     rc = reply ? tdm_mig_send(r->ctx, r->conn, reply)
                : tandem_error(r->ctx, TANDEM_ERR_NOMEM, "cannot encode have-state");
 out:
+    free(buf);
     json_decref(msg);
     json_decref(reply);
     return rc;
@@ -474,10 +613,17 @@ fail:
         }
         tandem_error_prefix(ctx, "incoming copy discarded");
     }
+    if (r.copy)
+        remove_disks(&r);
     tandem_error_prefix(ctx, "migration failed in phase %s", phase);
     tdm_mig_send_error(conn, phase, tandem_ctx_error(ctx));
 out:
     tdm_mig_guard_disarm(&r.guard);
+    for (size_t k = 0; k < r.ndisk; k++)
+        if (r.disk_fd[k] >= 0)
+            close(r.disk_fd[k]);
+    free(r.disk_fd);
+    json_decref(r.disks);
     if (r.lock_fd >= 0)
         close(r.lock_fd);
     tandem_domain_config_dispose(&r.cfg);
