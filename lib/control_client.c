@@ -54,7 +54,7 @@ int tdm_control_connect(const char *dir)
         dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) {
             rc = -errno;
-            goto fail;
+            goto out;
         }
         snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/control.sock", dfd);
     }
@@ -62,15 +62,14 @@ int tdm_control_connect(const char *dir)
         if (errno == EINTR)
             continue;
         rc = -errno;
-        goto fail;
+        goto out;
     }
+    rc = fd;
+out:
     if (dfd >= 0)
         close(dfd);
-    return fd;
-fail:
-    if (dfd >= 0)
-        close(dfd);
-    close(fd);
+    if (rc < 0)
+        close(fd);
     return rc;
 }
 
