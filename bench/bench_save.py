@@ -12,7 +12,8 @@ Method, per size S:
 - save: wall time of `tandem save -c DOM FILE` (includes the CLI's fsync); restore: wall time of
   `tandem restore -p FILE` (validates the whole image, then the VMM reads it; page cache hot);
 - raw baselines: write the image's byte count from memory to a file + fsync; read it back
-  sequentially (page cache hot, as for the restore);
+  sequentially (page cache hot, as for the restore); measured right after the save while the
+  domain still holds its RAM, so both see the same memory pressure (dirty-page throttling);
 - QEMU (TCG, paused, -S): RAM is a shared memory-backend-file filled with the same bytes;
   `migrate exec:cat>FILE` with max-bandwidth raised, then `-incoming exec:cat FILE`.
 Ratios > 1 mean tandem takes longer than the baseline.
@@ -166,13 +167,14 @@ def main():
             sh([tandem, "save", "-c", "bsave", img], env)
             t_save = time.monotonic() - t0
             nbytes = os.path.getsize(img)
+            # Baseline under the same memory conditions: the domain's RAM is still resident.
+            raw_w, raw_r = raw_write_read(os.path.join(tmp, "raw"), nbytes, block)
             sh([tandem, "destroy", "bsave"], env)
             t0 = time.monotonic()
             sh([tandem, "restore", "-p", img], env)
             t_rest = time.monotonic() - t0
             sh([tandem, "destroy", "bsave"], env)
             os.unlink(img)
-            raw_w, raw_r = raw_write_read(os.path.join(tmp, "raw"), nbytes, block)
             mb = nbytes / 1e6
             line = (f"{size:>5} {mb:>9.1f} {t_save:>7.2f} {mb / t_save:>7.0f} {raw_w:>8.2f} "
                     f"{t_save / raw_w:>6.2f} {t_rest:>9.2f} {mb / t_rest:>7.0f} {raw_r:>8.2f} "
