@@ -123,7 +123,9 @@ struct tandem_migrate_stats {
  * ready, stream (pre-copy + final copy), have-state, go, running, then
  * destroys the source. progress (may be NULL) is called from this thread
  * during the stream and at each phase. Outcomes:
- *  0: the domain runs on the receiver and the source is gone.
+ *  0: the domain runs on the receiver and the source is gone. A domain
+ *    that was paused when the call began arrives paused (and stays paused
+ *    here on failure).
  *  error before the receiver confirmed the whole state: the source runs
  *    as before (it is resumed), the message says which phase failed and why.
  *  error after `go` with no answer: TANDEM_ERR_BUSY, the source is left

@@ -38,6 +38,7 @@ struct msend {
     int ctl;                   /* control connection of the running save, -1 */
     struct tdm_mig_guard guard; /* resumes the source if we die before `go` */
     int source_paused;         /* the save finished: the source waits for us */
+    int was_running;           /* else it was paused before: it stays paused whatever happens */
     int64_t t_paused;
 };
 
@@ -118,6 +119,7 @@ static int phase_config(struct msend *m)
                           "can be migrated", m->label, tandem_domain_state_to_string(info.state));
         goto out;
     }
+    m->was_running = info.state == TANDEM_DOMAIN_STATE_RUNNING;
     rc = tandem_domain_get_config(m->ctx, m->domid, &m->cfg);
     if (rc)
         goto out;
@@ -343,8 +345,8 @@ static int phase_stream(struct msend *m)
     if (rc)
         return rc;
     guard_arg.domid = m->domid;
-    rc = tdm_mig_guard_start(m->ctx, &m->guard, guard_resume_source, &guard_arg, m->ctl);
-    if (rc)
+    if (m->was_running &&
+        (rc = tdm_mig_guard_start(m->ctx, &m->guard, guard_resume_source, &guard_arg, m->ctl)))
         goto fail;
     rc = await_save(m);
     if (rc)
@@ -481,7 +483,8 @@ out:
 /* 7. Tell the receiver to run. From here on the source must not resume on its own. */
 static int phase_go(struct msend *m)
 {
-    json_t *msg = json_pack("{s:s,s:b}", "msg", "go", "paused", m->params->leave_paused);
+    json_t *msg = json_pack("{s:s,s:b}", "msg", "go", "paused",
+                            m->params->leave_paused || !m->was_running);
     int rc;
 
     report(m, "go");
@@ -597,7 +600,7 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
     goto out;
 
 fail_resume:
-    if (m.source_paused) {
+    if (m.source_paused && m.was_running) {
         tandem_ctx *c2 = NULL;
         if (tandem_ctx_alloc(&c2) == 0) {
             if (tandem_domain_unpause(c2, domid) == 0)
