@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tandem_types.h" /* generated from lib/types.idl */
+#include "tandem_types.h" /* generated from lib/idl/types.idl */
 
 #ifdef __cplusplus
 extern "C" {

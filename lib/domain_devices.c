@@ -67,9 +67,9 @@ int tandem_domain_nics(tandem_ctx *ctx, uint32_t domid, tandem_device_nic **out,
     *out = NULL;
     *n = 0;
     rc = fetch(ctx, domid, "vif", &devs);
-    if (rc)
-        return rc;
-    list = calloc(json_array_size(devs) + 1, sizeof(*list));
+    if (rc || json_array_size(devs) == 0)
+        goto out; /* none: *out stays NULL, as the contract says */
+    list = calloc(json_array_size(devs), sizeof(*list));
     if (!list)
         goto nomem;
     json_array_foreach(devs, i, o)
@@ -112,9 +112,9 @@ int tandem_domain_disks(tandem_ctx *ctx, uint32_t domid, tandem_device_disk **ou
     *out = NULL;
     *n = 0;
     rc = fetch(ctx, domid, "disk", &devs);
-    if (rc)
-        return rc;
-    list = calloc(json_array_size(devs) + 1, sizeof(*list));
+    if (rc || json_array_size(devs) == 0)
+        goto out; /* none: *out stays NULL, as the contract says */
+    list = calloc(json_array_size(devs), sizeof(*list));
     if (!list)
         goto nomem;
     json_array_foreach(devs, i, o)
