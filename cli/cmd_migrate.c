@@ -31,14 +31,16 @@ static void on_progress(void *opaque, const struct tandem_migrate_progress *p)
     if (pct > 100)
         pct = 100;
     if (p->rate_mbps > 0.1) {
-        double left_pages = p->pages_total > p->pages_sent ? (double)(p->pages_total - p->pages_sent) : 0;
-        left_s = (left_pages + (double)p->dirty) * 4096.0 / (p->rate_mbps * 1e6);
+        /* Only this round is known: later rounds depend on what the guest dirties meanwhile. */
+        double left_pages =
+            p->pages_total > p->pages_sent ? (double)(p->pages_total - p->pages_sent) : 0;
+        left_s = left_pages * 4096.0 / (p->rate_mbps * 1e6);
     }
     fprintf(stderr, "\r\033[K  %s round %llu: %5.1f%% of %llu pages, %.0f MB/s, %llu dirty",
             p->phase, (unsigned long long)p->iter, pct, (unsigned long long)p->pages_total,
             p->rate_mbps, (unsigned long long)p->dirty);
     if (left_s >= 0)
-        fprintf(stderr, ", ~%.1f s left", left_s);
+        fprintf(stderr, ", round done in ~%.1f s", left_s);
     v->drawn = 1;
 }
 
