@@ -1,4 +1,4 @@
-/* `tandem migrate` and `tandem migrate-receive`: live migration over a remote shell or authenticated TCP. */
+/* `tandem migrate` and `tandem migrate-receive`: live migration over a shell or PSK TCP. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -196,11 +196,12 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
             "receiver ran it), %.1f MB, %llu pages, %llu pre-copy rounds; remote id %u\n",
             argv[optind], (unsigned long long)stats.total_ms,
             stats.downtime_us ? (double)stats.downtime_us / 1000.0 : (double)stats.downtime_ms,
-            (unsigned long long)stats.handover_ms,
-            (double)stats.bytes / 1e6, (unsigned long long)stats.pages,
-            (unsigned long long)stats.iterations, stats.remote_domid);
+            (unsigned long long)stats.handover_ms, (double)stats.bytes / 1e6,
+            (unsigned long long)stats.pages, (unsigned long long)stats.iterations,
+            stats.remote_domid);
     if (params.copy_storage)
-        fprintf(stderr, "disk contents copied while paused: %.1f MB (all-zero MiB chunks skipped)\n",
+        fprintf(stderr,
+                "disk contents copied while paused: %.1f MB (all-zero MiB chunks skipped)\n",
                 (double)stats.storage_bytes / 1e6);
     rc = 0;
 out:

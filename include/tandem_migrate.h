@@ -1,4 +1,4 @@
-/* Live migration: transports (remote shell, authenticated TCP) and the two sides of the interlock (lib/migrate_*.c). */
+/* Live migration: transports (remote shell, PSK TCP) and both sides of the interlock. */
 #ifndef TANDEM_MIGRATE_H
 #define TANDEM_MIGRATE_H
 
@@ -49,8 +49,7 @@ int tandem_migrate_conn_spawn(tandem_ctx *ctx, char *const argv[], tandem_migrat
  * tandem_migrate_argv_free. TANDEM_ERR_INVAL if the result is empty.
  */
 int tandem_migrate_shell_argv(tandem_ctx *ctx, const char *shell_cmd, const char *host,
-                              const char *receiver_cmd, char *const extra_args[],
-                              char ***argv_out);
+                              const char *receiver_cmd, char *const extra_args[], char ***argv_out);
 void tandem_migrate_argv_free(char **argv);
 
 /* Receiver side of the remote shell: interlock on rfd/wfd (stdin/stdout). Never fails but NOMEM. */
@@ -111,8 +110,8 @@ typedef void tandem_migrate_progress_cb(void *opaque, const struct tandem_migrat
 
 struct tandem_migrate_stats {
     uint64_t total_ms, downtime_ms, bytes, pages, iterations;
-    uint64_t downtime_us; /* the same downtime in µs (0 if the VMM did not say) */
-    uint64_t handover_ms; /* paused at the source until the receiver said it runs */
+    uint64_t downtime_us;   /* the same downtime in µs (0 if the VMM did not say) */
+    uint64_t handover_ms;   /* paused at the source until the receiver said it runs */
     uint64_t storage_bytes; /* disk bytes copied (--copy-storage), zero chunks not counted */
     uint32_t remote_domid;
 };

@@ -1,4 +1,4 @@
-/* Migration guard: a child process that undoes a half-done migration when its parent dies (SIGKILL included). */
+/* Migration guard: a child that undoes a half-done migration when its parent is killed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* Internal header of live migration: connection layout, interlock frame codec, PSK handshake steps. */
+/* Internal header of live migration: connection, frame codec, handshake, guard, storage. */
 #ifndef TANDEM_LIB_MIGRATE_INTERNAL_H
 #define TANDEM_LIB_MIGRATE_INTERNAL_H
 
@@ -26,7 +26,7 @@
  * the codec can be tested on memory buffers.
  */
 struct tdm_mig_chan {
-    int auth;     /* frames carry a tag (after the PSK handshake) */
+    int auth; /* frames carry a tag (after the PSK handshake) */
     uint8_t key[32];
     uint32_t tx_seq, rx_seq;
     char tx_dir, rx_dir; /* TDM_MIG_DIR_* of frames we send / expect */
@@ -86,10 +86,12 @@ void tdm_mig_send_error(tandem_migrate_conn *conn, const char *phase, const char
 
 /* ---- PSK handshake (lib/migrate_transport.c), docs/migration.md "Authentication" ---- */
 
-/* proof = HMAC-SHA512-256(psk, label || first || second), label "tandem-migrate sender|receiver proof". */
+/* proof = HMAC-SHA512-256(psk, label || first || second), label "tandem-migrate sender|receiver
+ * proof". */
 void tdm_mig_proof(const uint8_t psk[32], char role, const uint8_t first[TDM_MIG_NONCE],
                    const uint8_t second[TDM_MIG_NONCE], uint8_t out[TDM_MIG_TAG]);
-/* session key = BLAKE2b-256 keyed with psk over "tandem-migrate session" || n_receiver || n_sender. */
+/* session key = BLAKE2b-256 keyed with psk over "tandem-migrate session" || n_receiver || n_sender.
+ */
 void tdm_mig_session_key(const uint8_t psk[32], const uint8_t n_recv[TDM_MIG_NONCE],
                          const uint8_t n_send[TDM_MIG_NONCE], uint8_t out[32]);
 

@@ -1,4 +1,4 @@
-/* Migration interlock messages: frame codec (sequence, optional HMAC tag, JSON body) and blocking I/O. */
+/* Migration interlock messages: frame codec (sequence, HMAC tag, JSON body) and their I/O. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -136,13 +136,11 @@ int tdm_mig_header(tandem_ctx *ctx, const struct tdm_mig_chan *chan, const uint8
                             "expected an interlock message (magic TDMI), got \"%s\"", q);
     }
     if (blen == 0 || blen > TDM_MIG_BODY_MAX)
-        return tandem_error(ctx, TANDEM_ERR_PROTO,
-                            "interlock message length %u is outside 1..%u", blen,
-                            TDM_MIG_BODY_MAX);
+        return tandem_error(ctx, TANDEM_ERR_PROTO, "interlock message length %u is outside 1..%u",
+                            blen, TDM_MIG_BODY_MAX);
     if (flags != (chan->auth ? 1u : 0u))
-        return tandem_error(ctx, TANDEM_ERR_PROTO,
-                            "interlock message flags %u: expected %s frame", flags,
-                            chan->auth ? "an authenticated" : "an unauthenticated");
+        return tandem_error(ctx, TANDEM_ERR_PROTO, "interlock message flags %u: expected %s frame",
+                            flags, chan->auth ? "an authenticated" : "an unauthenticated");
     *frame_len = TDM_MIG_HDR + blen + (chan->auth ? TDM_MIG_TAG : 0);
     return 0;
 }
@@ -158,8 +156,7 @@ int tdm_mig_decode(tandem_ctx *ctx, struct tdm_mig_chan *chan, const uint8_t *bu
 
     *msg = NULL;
     if (len < TDM_MIG_HDR)
-        return tandem_error(ctx, TANDEM_ERR_PROTO, "interlock message truncated at %zu bytes",
-                            len);
+        return tandem_error(ctx, TANDEM_ERR_PROTO, "interlock message truncated at %zu bytes", len);
     rc = tdm_mig_header(ctx, chan, buf, &flen);
     if (rc)
         return rc;
@@ -269,16 +266,14 @@ static int read_exact(tandem_ctx *ctx, tandem_migrate_conn *conn, uint8_t *buf, 
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr < 0)
-            return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot wait for %s",
-                                      conn->peer);
+            return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot wait for %s", conn->peer);
         if (pr == 0)
             continue;
         n = read(conn->rfd, buf + got, len - got);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n < 0)
-            return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot read from %s",
-                                      conn->peer);
+            return tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot read from %s", conn->peer);
         if (n == 0) {
             if (got_out)
                 *got_out = got;
@@ -330,8 +325,10 @@ int tdm_mig_recv(tandem_ctx *ctx, tandem_migrate_conn *conn, int timeout_ms, con
     memcpy(f, hdr, TDM_MIG_HDR);
     rc = read_exact(ctx, conn, f + TDM_MIG_HDR, flen - TDM_MIG_HDR, deadline, NULL);
     if (rc == 1) {
-        rc = tandem_error(ctx, TANDEM_ERR_IO, "%s closed the connection in the middle of a "
-                          "message", conn->peer);
+        rc = tandem_error(ctx, TANDEM_ERR_IO,
+                          "%s closed the connection in the middle of a "
+                          "message",
+                          conn->peer);
         goto out;
     }
     if (rc)
@@ -345,9 +342,9 @@ int tdm_mig_recv(tandem_ctx *ctx, tandem_migrate_conn *conn, int timeout_ms, con
     if (strcmp(type, "error") == 0) {
         const char *e = json_string_value(json_object_get(msg, "error"));
         const char *code = json_string_value(json_object_get(msg, "code"));
-        rc = tandem_error(ctx,
-                          code && strcmp(code, "auth") == 0 ? TANDEM_ERR_PERM : TANDEM_ERR_FAIL,
-                          "%s: %s", conn->peer, e ? e : "unknown error");
+        rc =
+            tandem_error(ctx, code && strcmp(code, "auth") == 0 ? TANDEM_ERR_PERM : TANDEM_ERR_FAIL,
+                         "%s: %s", conn->peer, e ? e : "unknown error");
         goto out;
     }
     if (expect && strcmp(type, expect) != 0) {
@@ -373,8 +370,8 @@ int tdm_mig_disk_sample(tandem_ctx *ctx, const char *path, uint64_t *size, char 
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return tandem_error_errno(ctx, errno == ENOENT ? TANDEM_ERR_NOTFOUND : TANDEM_ERR_IO,
-                                  errno, "disk %s", path);
+        return tandem_error_errno(ctx, errno == ENOENT ? TANDEM_ERR_NOTFOUND : TANDEM_ERR_IO, errno,
+                                  "disk %s", path);
     if (fstat(fd, &sb) < 0) {
         rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "disk %s", path);
         goto out;
@@ -392,8 +389,8 @@ int tdm_mig_disk_sample(tandem_ctx *ctx, const char *path, uint64_t *size, char 
         uint8_t offle[8];
         ssize_t n = pread(fd, block, sizeof(block), (off_t)off);
         if (n < 0) {
-            rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "disk %s: cannot read at %llu",
-                                    path, (unsigned long long)off);
+            rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "disk %s: cannot read at %llu", path,
+                                    (unsigned long long)off);
             goto out;
         }
         for (int b = 0; b < 8; b++)

@@ -1,4 +1,4 @@
-/* Migration receiver: checks, restore from the connection, hand-over; one function per phase in chronological order (docs/migration.md). */
+/* Migration receiver: checks, restore from the connection, hand-over, one function per phase. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -36,12 +36,12 @@ struct mrecv {
     tandem_domain_config cfg; /* as the sender sent it (final name) */
     char name[TDM_NAME_MAX + 1];
     char incoming[TDM_NAME_MAX + 1];
-    int lock_fd;  /* ROOT/migrate-<name>.lock while we receive this name */
+    int lock_fd;    /* ROOT/migrate-<name>.lock while we receive this name */
     uint32_t domid; /* the incoming domain, 0 until restored */
     struct tdm_mig_guard guard;
-    json_t *disks;   /* the sender's disk list (config phase) */
-    int copy;        /* --copy-storage: we create and fill the disks */
-    int *disk_fd;    /* per disk of `disks`: the file we created, -1 */
+    json_t *disks; /* the sender's disk list (config phase) */
+    int copy;      /* --copy-storage: we create and fill the disks */
+    int *disk_fd;  /* per disk of `disks`: the file we created, -1 */
     size_t ndisk;
 };
 
@@ -118,8 +118,7 @@ static int check_name(struct mrecv *r)
     rc = tandem_domain_lookup(r->ctx, r->name, &id);
     if (rc == 0)
         return tandem_error(r->ctx, TANDEM_ERR_EXISTS,
-                            "a domain named '%s' already exists on this host (id %u)", r->name,
-                            id);
+                            "a domain named '%s' already exists on this host (id %u)", r->name, id);
     tandem_ctx_clear_error(r->ctx);
     /* One receiver per name: a lock that dies with us, so a stale copy can be told apart. */
     rc = tdm_rundir_init(r->ctx, r->root);
@@ -176,7 +175,8 @@ static int check_disks(struct mrecv *r, const json_t *disks)
     size_t i;
     json_t *d;
 
-    json_array_foreach(disks, i, d) {
+    json_array_foreach(disks, i, d)
+    {
         const char *path = json_string_value(json_object_get(d, "path"));
         const char *vdev = json_string_value(json_object_get(d, "vdev"));
         json_int_t size = json_integer_value(json_object_get(d, "size"));
@@ -264,7 +264,8 @@ static int create_disks(struct mrecv *r)
         return tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
     for (i = 0; i < r->ndisk; i++)
         r->disk_fd[i] = -1;
-    json_array_foreach(r->disks, i, d) {
+    json_array_foreach(r->disks, i, d)
+    {
         const char *path = json_string_value(json_object_get(d, "path"));
         const char *ident = json_string_value(json_object_get(d, "identity"));
         json_int_t size = json_integer_value(json_object_get(d, "size"));
@@ -284,8 +285,7 @@ static int create_disks(struct mrecv *r)
         }
         r->disk_fd[i] = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (r->disk_fd[i] < 0)
-            return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot create disk %s",
-                                      path);
+            return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot create disk %s", path);
         if (ftruncate(r->disk_fd[i], (off_t)size) < 0)
             return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot size disk %s", path);
         say(r, "created disk %s (%lld bytes) for --copy-storage", path, (long long)size);
@@ -480,14 +480,15 @@ static int phase_have_state(struct mrecv *r)
             rc = tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot flush disk %zu", k);
             goto out;
         }
-    json_array_foreach(json_object_get(msg, "disks"), i, d) {
+    json_array_foreach(json_object_get(msg, "disks"), i, d)
+    {
         const char *path = json_string_value(json_object_get(d, "path"));
         const char *want = json_string_value(json_object_get(d, "sample"));
         uint64_t size;
         char hex[65];
         if (!path || !want) {
-            rc = tandem_error(r->ctx, TANDEM_ERR_PROTO, "storage check %zu lacks path or sample",
-                              i);
+            rc =
+                tandem_error(r->ctx, TANDEM_ERR_PROTO, "storage check %zu lacks path or sample", i);
             goto out;
         }
         rc = tdm_mig_disk_sample(r->ctx, path, &size, hex);
@@ -558,9 +559,9 @@ static void phase_done(struct mrecv *r)
     if (tandem_ctx_alloc(&c2) != 0)
         return;
     if (tdm_mig_recv(c2, r->conn, DONE_TIMEOUT_MS, "done", &m) == 0)
-        say(r, "the sender %s its copy", json_is_true(json_object_get(m, "source_destroyed"))
-                                             ? "destroyed"
-                                             : "could not destroy");
+        say(r, "the sender %s its copy",
+            json_is_true(json_object_get(m, "source_destroyed")) ? "destroyed"
+                                                                 : "could not destroy");
     else
         say(r, "no word from the sender after the hand-over (%s)", tandem_ctx_error(c2));
     json_decref(m);

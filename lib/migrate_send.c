@@ -1,4 +1,4 @@
-/* Migration sender: the interlock state machine in chronological order, one function per phase (docs/migration.md). */
+/* Migration sender: the interlock in chronological order, one function per phase. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,10 +35,10 @@ struct msend {
     const char *root;
     char *label;
     tandem_domain_config cfg;
-    int ctl;                   /* control connection of the running save, -1 */
+    int ctl;                    /* control connection of the running save, -1 */
     struct tdm_mig_guard guard; /* resumes the source if we die before `go` */
-    int source_paused;         /* the save finished: the source waits for us */
-    int was_running;           /* else it was paused before: it stays paused whatever happens */
+    int source_paused;          /* the save finished: the source waits for us */
+    int was_running;            /* else it was paused before: it stays paused whatever happens */
     int64_t t_paused;
 };
 
@@ -115,8 +115,10 @@ static int phase_config(struct msend *m)
     if (rc)
         goto out;
     if (info.state != TANDEM_DOMAIN_STATE_RUNNING && info.state != TANDEM_DOMAIN_STATE_PAUSED) {
-        rc = tandem_error(m->ctx, TANDEM_ERR_BUSY, "%s is %s; only a running or paused domain "
-                          "can be migrated", m->label, tandem_domain_state_to_string(info.state));
+        rc = tandem_error(m->ctx, TANDEM_ERR_BUSY,
+                          "%s is %s; only a running or paused domain "
+                          "can be migrated",
+                          m->label, tandem_domain_state_to_string(info.state));
         goto out;
     }
     m->was_running = info.state == TANDEM_DOMAIN_STATE_RUNNING;
@@ -140,9 +142,9 @@ static int phase_config(struct msend *m)
             goto out;
         char ident[160] = "";
         (void)tdm_mig_disk_identity(d->pdev_path, ident);
-        json_array_append_new(disks, json_pack("{s:s,s:s,s:I,s:s}", "vdev", d->vdev ? d->vdev : "",
-                                               "path", d->pdev_path, "size", (json_int_t)size,
-                                               "identity", ident));
+        json_array_append_new(disks,
+                              json_pack("{s:s,s:s,s:I,s:s}", "vdev", d->vdev ? d->vdev : "", "path",
+                                        d->pdev_path, "size", (json_int_t)size, "identity", ident));
     }
     msg = json_pack("{s:s,s:O,s:O,s:b}", "msg", "config", "config", cfgj, "disks", disks,
                     "copy_storage", m->params->copy_storage);
@@ -206,8 +208,8 @@ static int send_save_request(struct msend *m)
         usleep(10000);
     }
     if (fd < 0) {
-        rc = tandem_error_errno(m->ctx, TANDEM_ERR_NOTFOUND, -fd,
-                                "%s: cannot reach its VMM", m->label);
+        rc = tandem_error_errno(m->ctx, TANDEM_ERR_NOTFOUND, -fd, "%s: cannot reach its VMM",
+                                m->label);
         goto out;
     }
     iov.iov_base = text;
@@ -397,8 +399,8 @@ static int copy_disks(struct msend *m)
             json_t *f;
             int e;
             if (n < 0) {
-                rc = tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "disk %s: read at %llu",
-                                        path, (unsigned long long)off);
+                rc = tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "disk %s: read at %llu", path,
+                                        (unsigned long long)off);
                 goto out;
             }
             if (n == 0)
@@ -457,9 +459,9 @@ static int phase_have_state(struct msend *m)
         rc = tdm_mig_disk_sample(m->ctx, d->pdev_path, &size, hex);
         if (rc)
             goto out;
-        json_array_append_new(disks, json_pack("{s:s,s:s,s:I,s:s}", "vdev",
-                                               d->vdev ? d->vdev : "", "path", d->pdev_path,
-                                               "size", (json_int_t)size, "sample", hex));
+        json_array_append_new(disks,
+                              json_pack("{s:s,s:s,s:I,s:s}", "vdev", d->vdev ? d->vdev : "", "path",
+                                        d->pdev_path, "size", (json_int_t)size, "sample", hex));
     }
     msg = json_pack("{s:s,s:O}", "msg", "storage", "disks", disks);
     if (!msg) {
@@ -483,8 +485,8 @@ out:
 /* 7. Tell the receiver to run. From here on the source must not resume on its own. */
 static int phase_go(struct msend *m)
 {
-    json_t *msg = json_pack("{s:s,s:b}", "msg", "go", "paused",
-                            m->params->leave_paused || !m->was_running);
+    json_t *msg =
+        json_pack("{s:s,s:b}", "msg", "go", "paused", m->params->leave_paused || !m->was_running);
     int rc;
 
     report(m, "go");
@@ -589,7 +591,8 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
         goto fail_resume;
     }
     if (rc) {
-        tandem_error_prefix(ctx, "%s is left PAUSED here: it may be running on the receiver; "
+        tandem_error_prefix(ctx,
+                            "%s is left PAUSED here: it may be running on the receiver; "
                             "check there, then `tandem unpause` or `tandem destroy` it here",
                             m.label);
         rc = TANDEM_ERR_BUSY;

@@ -1,4 +1,4 @@
-/* Migration transports: remote-shell child on pipes, TCP connect/listen, hello and PSK mutual authentication. */
+/* Migration transports: remote-shell child, TCP connect/listen, hello and PSK handshake. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -95,8 +95,7 @@ static int push_word(char ***v, size_t *n, const char *s)
 }
 
 int tandem_migrate_shell_argv(tandem_ctx *ctx, const char *shell_cmd, const char *host,
-                              const char *receiver_cmd, char *const extra_args[],
-                              char ***argv_out)
+                              const char *receiver_cmd, char *const extra_args[], char ***argv_out)
 {
     char **v = calloc(1, sizeof(char *));
     size_t n = 0;
@@ -106,8 +105,8 @@ int tandem_migrate_shell_argv(tandem_ctx *ctx, const char *shell_cmd, const char
     if (!v)
         return tandem_error(ctx, TANDEM_ERR_NOMEM, "cannot build the remote command");
     if (push_words(&v, &n, shell_cmd ? shell_cmd : TANDEM_MIGRATE_DEFAULT_SHELL) ||
-        (host && host[0] && (shell_cmd && !shell_cmd[0] ? push_words(&v, &n, host)
-                                                        : push_word(&v, &n, host))) ||
+        (host && host[0] &&
+         (shell_cmd && !shell_cmd[0] ? push_words(&v, &n, host) : push_word(&v, &n, host))) ||
         push_words(&v, &n, receiver_cmd ? receiver_cmd : TANDEM_MIGRATE_DEFAULT_RECEIVER)) {
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "cannot build the remote command");
         goto out;
@@ -136,8 +135,7 @@ int tandem_migrate_conn_spawn(tandem_ctx *ctx, char *const argv[], tandem_migrat
 
     *out = NULL;
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0) {
-        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot create pipes for '%s'",
-                                argv[0]);
+        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "cannot create pipes for '%s'", argv[0]);
         goto out;
     }
     pid = fork();
@@ -222,8 +220,8 @@ int tandem_migrate_key_load(tandem_ctx *ctx, const char *path,
         return tandem_error(ctx, TANDEM_ERR_FAIL, "libsodium failed to initialise");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return tandem_error_errno(ctx, errno == ENOENT ? TANDEM_ERR_NOTFOUND : TANDEM_ERR_IO,
-                                  errno, "key file %s", path);
+        return tandem_error_errno(ctx, errno == ENOENT ? TANDEM_ERR_NOTFOUND : TANDEM_ERR_IO, errno,
+                                  "key file %s", path);
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         rc = tandem_error(ctx, TANDEM_ERR_INVAL, "key file %s is not a regular file", path);
         goto out;
@@ -344,9 +342,9 @@ int tdm_mig_handshake_receiver(tandem_ctx *ctx, tandem_migrate_conn *conn, const
         goto out;
     if (tdm_mig_unhex(json_string_value(json_object_get(m, "nonce")), n_send, sizeof(n_send)) ||
         tdm_mig_unhex(json_string_value(json_object_get(m, "proof")), proof, sizeof(proof))) {
-        rc = tandem_error(ctx, TANDEM_ERR_PROTO,
-                          "%s sent no valid nonce and proof (does it have a key file?)",
-                          conn->peer);
+        rc =
+            tandem_error(ctx, TANDEM_ERR_PROTO,
+                         "%s sent no valid nonce and proof (does it have a key file?)", conn->peer);
         tdm_mig_send_error(conn, "auth", "authentication failed: no valid nonce and proof");
         goto out;
     }
@@ -357,10 +355,10 @@ int tdm_mig_handshake_receiver(tandem_ctx *ctx, tandem_migrate_conn *conn, const
     }
     tdm_mig_proof(psk, TDM_MIG_DIR_SENDER, n_recv, n_send, want);
     if (sodium_memcmp(want, proof, sizeof(want)) != 0) {
-        json_t *e = json_pack("{s:s,s:s,s:s,s:s}", "msg", "error", "phase", "auth", "code",
-                              "auth", "error",
-                              "authentication failed: the sender's key does not match the "
-                              "receiver's key file");
+        json_t *e =
+            json_pack("{s:s,s:s,s:s,s:s}", "msg", "error", "phase", "auth", "code", "auth", "error",
+                      "authentication failed: the sender's key does not match the "
+                      "receiver's key file");
         if (e)
             (void)tdm_mig_send(NULL, conn, e);
         json_decref(e);
@@ -421,8 +419,7 @@ int tdm_mig_handshake_sender(tandem_ctx *ctx, tandem_migrate_conn *conn, const u
         goto out;
     }
     if (psk) {
-        if (tdm_mig_unhex(json_string_value(json_object_get(m, "nonce")), n_recv,
-                          sizeof(n_recv))) {
+        if (tdm_mig_unhex(json_string_value(json_object_get(m, "nonce")), n_recv, sizeof(n_recv))) {
             rc = tandem_error(ctx, TANDEM_ERR_PROTO, "%s sent no valid nonce", conn->peer);
             goto out;
         }
@@ -512,14 +509,14 @@ static int split_addr(tandem_ctx *ctx, const char *addr, char *host, size_t hsz,
         memcpy(host, addr, hl);
         host[hl] = '\0';
     }
-    if (!colon[1] || strlen(colon + 1) >= psz || strspn(colon + 1, "0123456789") !=
-                                                      strlen(colon + 1))
+    if (!colon[1] || strlen(colon + 1) >= psz ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
         goto bad;
     snprintf(port, psz, "%s", colon + 1);
     return 0;
 bad:
-    return tandem_error(ctx, TANDEM_ERR_INVAL,
-                        "address '%s': expected HOST:PORT or [IPV6]:PORT", addr);
+    return tandem_error(ctx, TANDEM_ERR_INVAL, "address '%s': expected HOST:PORT or [IPV6]:PORT",
+                        addr);
 }
 
 static int resolve(tandem_ctx *ctx, const char *addr, int passive, struct addrinfo **res)
@@ -562,8 +559,7 @@ int tandem_migrate_conn_connect(tandem_ctx *ctx, const char *addr,
         fd = -1;
     }
     if (fd < 0) {
-        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, e, "cannot connect to receiver at %s",
-                                addr);
+        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, e, "cannot connect to receiver at %s", addr);
         goto out;
     }
     tcp_liveness(fd);

@@ -1,4 +1,4 @@
-/* Unit tests of the migration interlock: frame bytes, replay/modification/reflection checks, PSK handshake, remote command line, key files. */
+/* Unit tests of the migration interlock: frames, tampering, PSK handshake, command line, keys. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -208,12 +208,10 @@ static void run_handshake(struct side *snd, struct side *rcv)
     json_t *m;
 
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    assert_int_equal(tdm_mig_conn_new(NULL, sv[0], sv[0], TDM_MIG_DIR_SENDER, "the receiver",
-                                      &snd->conn),
-                     0);
-    assert_int_equal(tdm_mig_conn_new(NULL, sv[1], sv[1], TDM_MIG_DIR_RECEIVER, "the sender",
-                                      &rcv->conn),
-                     0);
+    assert_int_equal(
+        tdm_mig_conn_new(NULL, sv[0], sv[0], TDM_MIG_DIR_SENDER, "the receiver", &snd->conn), 0);
+    assert_int_equal(
+        tdm_mig_conn_new(NULL, sv[1], sv[1], TDM_MIG_DIR_RECEIVER, "the sender", &rcv->conn), 0);
     assert_int_equal(pthread_create(&t, NULL, receiver_thread, rcv), 0);
     tandem_ctx_alloc(&ctx);
     snd->rc = tdm_mig_handshake_sender(ctx, snd->conn, snd->use_key ? snd->key : NULL);
@@ -400,11 +398,11 @@ static void key_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frame_bytes),     cmocka_unit_test(frame_auth),
-        cmocka_unit_test(frame_garbage),   cmocka_unit_test(handshake_ok),
+        cmocka_unit_test(frame_bytes),         cmocka_unit_test(frame_auth),
+        cmocka_unit_test(frame_garbage),       cmocka_unit_test(handshake_ok),
         cmocka_unit_test(handshake_wrong_key), cmocka_unit_test(handshake_no_key),
-        cmocka_unit_test(handshake_plain), cmocka_unit_test(proofs_differ),
-        cmocka_unit_test(shell_argv),      cmocka_unit_test(key_files),
+        cmocka_unit_test(handshake_plain),     cmocka_unit_test(proofs_differ),
+        cmocka_unit_test(shell_argv),          cmocka_unit_test(key_files),
     };
     if (sodium_init() < 0)
         return 1;
