@@ -65,9 +65,13 @@ static int hexval(char c)
     return -1;
 }
 
-/* Parse hex byte pairs; dashes or colons must sit exactly where layout has them. */
+/*
+ * Parse hex byte pairs into out (a layout has at most 16); dashes or colons
+ * must sit exactly where layout has them. out is untouched on failure.
+ */
 static int parse_hex_layout(const char *s, const char *layout, uint8_t *out)
 {
+    uint8_t tmp[16];
     size_t n = 0;
 
     if (!s || strlen(s) != strlen(layout))
@@ -81,9 +85,10 @@ static int parse_hex_layout(const char *s, const char *layout, uint8_t *out)
         int hi = hexval(s[i]), lo = hexval(s[i + 1]);
         if (hi < 0 || lo < 0 || layout[i + 1] != 'x')
             return TANDEM_ERR_INVAL;
-        out[n++] = (uint8_t)(hi << 4 | lo);
+        tmp[n++] = (uint8_t)(hi << 4 | lo);
         i++;
     }
+    memcpy(out, tmp, n);
     return 0;
 }
 
@@ -92,11 +97,7 @@ static const char UUID_LAYOUT[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
 
 int tandem_mac_parse(const char *s, tandem_mac out)
 {
-    uint8_t tmp[6];
-    int rc = parse_hex_layout(s, MAC_LAYOUT, tmp);
-    if (rc == 0)
-        memcpy(out, tmp, sizeof(tmp));
-    return rc;
+    return parse_hex_layout(s, MAC_LAYOUT, out);
 }
 
 void tandem_mac_format(const tandem_mac mac, char buf[TANDEM_MAC_STRLEN])
@@ -113,11 +114,7 @@ int tandem_mac_is_zero(const tandem_mac mac)
 
 int tandem_uuid_parse(const char *s, tandem_uuid out)
 {
-    uint8_t tmp[16];
-    int rc = parse_hex_layout(s, UUID_LAYOUT, tmp);
-    if (rc == 0)
-        memcpy(out, tmp, sizeof(tmp));
-    return rc;
+    return parse_hex_layout(s, UUID_LAYOUT, out);
 }
 
 void tandem_uuid_format(const tandem_uuid u, char buf[TANDEM_UUID_STRLEN])
@@ -312,26 +309,27 @@ int tdm_json_parse_uint64(tandem_ctx *ctx, const char *path, const json_t *j, ui
     return rc;
 }
 
-int tdm_json_parse_mac(tandem_ctx *ctx, const char *path, const json_t *j, tandem_mac out)
+/* A string that parse (tandem_mac_parse, tandem_uuid_parse) accepts, stored in out. */
+static int parse_hex_string(tandem_ctx *ctx, const char *path, const json_t *j, const char *what,
+                            int (*parse)(const char *, uint8_t *), uint8_t *out)
 {
-    const char *what = "a MAC address \"xx:xx:xx:xx:xx:xx\"";
-
     if (!json_is_string(j))
         return tdm_json_type_error(ctx, path, what, j);
-    if (tandem_mac_parse(json_string_value(j), out))
+    if (parse(json_string_value(j), out))
         return tdm_json_error(ctx, path, "expected %s, got \"%s\"", what, json_string_value(j));
     return 0;
 }
 
+int tdm_json_parse_mac(tandem_ctx *ctx, const char *path, const json_t *j, tandem_mac out)
+{
+    return parse_hex_string(ctx, path, j, "a MAC address \"xx:xx:xx:xx:xx:xx\"", tandem_mac_parse,
+                            out);
+}
+
 int tdm_json_parse_uuid(tandem_ctx *ctx, const char *path, const json_t *j, tandem_uuid out)
 {
-    const char *what = "a UUID \"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\"";
-
-    if (!json_is_string(j))
-        return tdm_json_type_error(ctx, path, what, j);
-    if (tandem_uuid_parse(json_string_value(j), out))
-        return tdm_json_error(ctx, path, "expected %s, got \"%s\"", what, json_string_value(j));
-    return 0;
+    return parse_hex_string(ctx, path, j, "a UUID \"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx\"",
+                            tandem_uuid_parse, out);
 }
 
 int tdm_json_parse_strarray(tandem_ctx *ctx, const char *path, const json_t *j, char ***items,
