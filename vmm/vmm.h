@@ -423,6 +423,23 @@ void vmm_dirty_stop(struct vmm *vm, struct vmm_dirty *d);
  * written or fails; returns the final reply object.
  */
 json_t *vmm_save_request(struct vmm *vm, int client, json_t *req, const int *fds, int nfds);
+/*
+ * The same on a thread of its own, so the control loop keeps answering
+ * (info, devices) during a long save. Returns NULL when the save has
+ * started (the reply comes from vmm_save_finish), else an error reply
+ * (another save runs, no thread). While busy the main loop must not
+ * read from vmm_save_client(), must not handle the guest's halt, and
+ * refuses pause/unpause/rename/remus; vmm_save_wait_fd() becomes
+ * readable when the save has ended: then vmm_save_finish() joins it and
+ * returns the reply for *client. vmm_save_cancel() makes a running save
+ * stop at its next page batch (destroy); finish still has to be called.
+ */
+json_t *vmm_save_start(struct vmm *vm, int client, json_t *req, const int *fds, int nfds);
+bool vmm_save_busy(void);
+int vmm_save_client(void);
+int vmm_save_wait_fd(void);
+void vmm_save_cancel(void);
+json_t *vmm_save_finish(int *client);
 
 /* ---- vmm_restore.c: the receiver side. */
 /*

@@ -207,6 +207,30 @@ out:
     return reply;
 }
 
+/* Send one reply (consumed) to a client, waiting a little if progress messages filled its socket. */
+static void send_reply(int fd, json_t *reply)
+{
+    char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+
+    json_decref(reply);
+    if (!text)
+        text = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
+    if (text && send(fd, text, strlen(text), MSG_NOSIGNAL) < 0) {
+        struct pollfd out = {.fd = fd, .events = POLLOUT};
+        if (errno != EAGAIN || poll(&out, 1, 5000) <= 0 ||
+            send(fd, text, strlen(text), MSG_NOSIGNAL) < 0)
+            vmm_log("control reply: %s", errno ? strerror(errno) : "timed out");
+    }
+    free(text);
+}
+
+/* Commands that would fight a running save over the vCPU or the name. */
+static bool conflicts_with_save(const char *cmd)
+{
+    return strcmp(cmd, "pause") == 0 || strcmp(cmd, "unpause") == 0 ||
+           strcmp(cmd, "rename") == 0 || strcmp(cmd, "remus") == 0;
+}
+
 /* Receive one message from a client; returns false when the client is gone. */
 static bool serve_client(struct vmm *vm, int fd, bool *destroy)
 {
@@ -217,7 +241,8 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
                         .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *cm;
     json_t *reply, *req = NULL;
-    char *text;
+    const char *cmd = NULL;
+    bool later = false;
     ssize_t n;
     int rfds[CONTROL_FDS_MAX], nrfds = 0;
 
@@ -240,12 +265,16 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
             }
         }
     }
+    if ((size_t)n <= CONTROL_MSG_MAX && !(mh.msg_flags & MSG_TRUNC) &&
+        (req = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL)) && json_is_object(req))
+        cmd = json_string_value(json_object_get(req, "cmd"));
     if ((size_t)n > CONTROL_MSG_MAX || (mh.msg_flags & MSG_TRUNC))
         reply = error_reply("request larger than %d bytes", CONTROL_MSG_MAX);
-    else if ((req = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL)) &&
-             json_is_object(req) &&
-             strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "save") == 0)
-        reply = vmm_save_request(vm, fd, req, rfds, nrfds); /* vmm_save.c, docs/checkpoint.md */
+    else if (cmd && vmm_save_busy() && conflicts_with_save(cmd))
+        reply = error_reply("%s: a save of domain '%s' is in progress; try again when it ends",
+                            cmd, vm->p.name);
+    else if (cmd && strcmp(cmd, "save") == 0)
+        later = !(reply = vmm_save_start(vm, fd, req, rfds, nrfds)); /* vmm_save.c */
     else if (req && json_is_object(req) &&
              strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "remus") == 0)
         reply = vmm_remus_request(vm, fd, req, rfds, nrfds); /* vmm_remus.c, docs/remus.md */
@@ -254,18 +283,8 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
     json_decref(req);
     while (nrfds > 0)
         close(rfds[--nrfds]);
-    text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
-    json_decref(reply);
-    if (!text)
-        text = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
-    if (text && send(fd, text, strlen(text), MSG_NOSIGNAL) < 0) {
-        /* Progress messages (save) may have filled the socket: give the reader time. */
-        struct pollfd out = {.fd = fd, .events = POLLOUT};
-        if (errno != EAGAIN || poll(&out, 1, 5000) <= 0 ||
-            send(fd, text, strlen(text), MSG_NOSIGNAL) < 0)
-            vmm_log("control reply: %s", errno ? strerror(errno) : "timed out");
-    }
-    free(text);
+    if (!later) /* a started save replies when it ends (vmm_save_finish) */
+        send_reply(fd, reply);
     return true;
 }
 
@@ -310,7 +329,7 @@ static bool guest_stopped(struct vmm *vm)
 
 int vmm_control_loop(struct vmm *vm)
 {
-    struct pollfd pfd[3 + CONTROL_CLIENTS];
+    struct pollfd pfd[4 + CONTROL_CLIENTS];
     int clients[CONTROL_CLIENTS], nclients = 0, sfd, i;
     struct signalfd_siginfo si;
     bool destroy = false;
@@ -325,12 +344,16 @@ int vmm_control_loop(struct vmm *vm)
 
     for (;;) {
         int np = 0;
-        pfd[np++] = (struct pollfd){.fd = vm->done_fd, .events = POLLIN};
+        /* A guest that halts during a save is handled once the save has ended. */
+        pfd[np++] = (struct pollfd){.fd = vmm_save_busy() ? -1 : vm->done_fd, .events = POLLIN};
         pfd[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
         pfd[np++] = (struct pollfd){.fd = nclients < CONTROL_CLIENTS ? listen_fd : -1,
                                     .events = POLLIN};
+        pfd[np++] = (struct pollfd){.fd = vmm_save_wait_fd(), .events = POLLIN};
+        /* The connection that asked for a save hears only from the save until it ends. */
         for (i = 0; i < nclients; i++)
-            pfd[np++] = (struct pollfd){.fd = clients[i], .events = POLLIN};
+            pfd[np++] = (struct pollfd){.fd = clients[i] == vmm_save_client() ? -1 : clients[i],
+                                        .events = POLLIN};
         if (poll(pfd, (nfds_t)np, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -356,7 +379,15 @@ int vmm_control_loop(struct vmm *vm)
             if (c >= 0)
                 clients[nclients++] = c;
         }
-        for (i = 3; i < np && !destroy; i++) {
+        if (pfd[3].revents & POLLIN) {
+            int c;
+            json_t *r = vmm_save_finish(&c);
+            if (c >= 0)
+                send_reply(c, r);
+            else
+                json_decref(r);
+        }
+        for (i = 4; i < np && !destroy; i++) {
             if (!pfd[i].revents)
                 continue;
             if (!serve_client(vm, pfd[i].fd, &destroy) || (pfd[i].revents & (POLLHUP | POLLERR))) {
@@ -371,6 +402,17 @@ int vmm_control_loop(struct vmm *vm)
             vmm_log("destroy requested");
             break;
         }
+    }
+    if (vmm_save_busy()) {
+        /* Destroy or a signal during a save: stop it at its next batch, then destroy. */
+        int c;
+        json_t *r;
+        vmm_save_cancel();
+        r = vmm_save_finish(&c);
+        if (c >= 0)
+            send_reply(c, r);
+        else
+            json_decref(r);
     }
     if (destroy) {
         vmm_run_stop(vm);

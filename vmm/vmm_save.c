@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ struct ckpt {
     struct vmm_dirty dirty;
     const char *phase; /* for error messages and progress */
     bool was_running, suspended, io_held;
+    bool client_gone; /* a progress message failed: stop sending them (the save goes on) */
     uint64_t epoch;
     /* statistics */
     uint64_t t_start, t_suspend, t_done, t_last_progress, t_window;
@@ -65,6 +67,12 @@ struct ckpt {
 };
 
 static uint64_t epoch_counter; /* CHECKPOINT epochs strictly increase within a VMM's life */
+static bool cancel_requested;  /* vmm_save_cancel(): the domain is being destroyed */
+
+static bool cancelled(void)
+{
+    return __atomic_load_n(&cancel_requested, __ATOMIC_ACQUIRE);
+}
 
 static uint64_t mono_ns(void)
 {
@@ -103,9 +111,11 @@ static void send_json(struct ckpt *c, json_t *j)
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
     /* Never block the engine on a slow reader: a progress message may be dropped. */
-    if (text && c->client >= 0 &&
-        send(c->client, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-        vmm_log("save: progress message: %s", strerror(errno));
+    if (text && c->client >= 0 && !c->client_gone &&
+        send(c->client, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+        vmm_log("save: progress message: %s (no more progress messages)", strerror(errno));
+        c->client_gone = true;
+    }
     free(text);
     json_decref(j);
 }
@@ -142,15 +152,19 @@ static void throttle(struct ckpt *c)
     bytes = bytes_now(c) - c->bytes_window;
     now = mono_ns();
     due = c->t_window + bytes * 1000ull / c->o.bandwidth_mbps; /* ns at which bytes are "allowed" */
-    if (due > now) {
-        struct timespec ts = {.tv_sec = (time_t)((due - now) / 1000000000ull),
-                              .tv_nsec = (long)((due - now) % 1000000000ull)};
+    /* In slices, so a destroy does not wait for a slow cap. */
+    while (due > now && !cancelled()) {
+        uint64_t ns = due - now < 100000000ull ? due - now : 100000000ull;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ns};
         nanosleep(&ts, NULL);
+        now = mono_ns();
     }
 }
 
 static int flush_batch(struct ckpt *c)
 {
+    if (cancelled())
+        return fail(c, "cancelled: the domain is being destroyed");
     if (!c->nbatch)
         return 0;
     if (tandem_stream_write_pages(c->w, c->pfns, c->ptrs, c->nbatch) < 0)
@@ -605,4 +619,107 @@ out:
     free(c->o.config);
     free(c);
     return reply;
+}
+
+/* ---- the save job: one at a time, on its own thread, so the control loop keeps answering ---- */
+
+static struct {
+    bool active; /* started and not yet collected by vmm_save_finish */
+    pthread_t thread;
+    struct vmm *vm;
+    int client, stream_fd, done_fd, nfds;
+    json_t *req, *reply;
+} job = {.client = -1, .stream_fd = -1, .done_fd = -1};
+
+static void *job_main(void *opaque)
+{
+    uint64_t one = 1;
+
+    (void)opaque;
+    job.reply = vmm_save_request(job.vm, job.client, job.req, &job.stream_fd, job.nfds);
+    if (write(job.done_fd, &one, sizeof(one)) < 0)
+        vmm_log("save: cannot signal the main thread: %s", strerror(errno));
+    return NULL;
+}
+
+json_t *vmm_save_start(struct vmm *vm, int client, json_t *req, const int *fds, int nfds)
+{
+    sigset_t all, old;
+    int rc;
+
+    if (job.active)
+        return json_pack("{s:b,s:s}", "ok", 0, "error",
+                         "save: another save of this domain is in progress");
+    if (job.done_fd < 0 && (job.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        return json_pack("{s:b,s:s}", "ok", 0, "error", "save: eventfd failed");
+    /* The request's fds are closed by the caller: keep our own copy of the stream. */
+    job.nfds = nfds;
+    job.stream_fd = nfds >= 1 ? fcntl(fds[0], F_DUPFD_CLOEXEC, 3) : -1;
+    if (nfds >= 1 && job.stream_fd < 0)
+        return json_pack("{s:b,s:s}", "ok", 0, "error", "save: cannot duplicate the stream fd");
+    job.vm = vm;
+    job.client = client;
+    job.req = json_incref(req);
+    job.reply = NULL;
+    __atomic_store_n(&cancel_requested, false, __ATOMIC_RELEASE);
+    /* Signals stay with the main thread (signalfd) and the vCPU thread (kick). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(&job.thread, NULL, job_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        if (job.stream_fd >= 0)
+            close(job.stream_fd);
+        job.stream_fd = -1;
+        json_decref(job.req);
+        job.req = NULL;
+        return json_pack("{s:b,s:s}", "ok", 0, "error", "save: cannot start the save thread");
+    }
+    job.active = true;
+    return NULL;
+}
+
+bool vmm_save_busy(void)
+{
+    return job.active;
+}
+
+int vmm_save_client(void)
+{
+    return job.active ? job.client : -1;
+}
+
+int vmm_save_wait_fd(void)
+{
+    return job.active ? job.done_fd : -1;
+}
+
+void vmm_save_cancel(void)
+{
+    __atomic_store_n(&cancel_requested, true, __ATOMIC_RELEASE);
+}
+
+json_t *vmm_save_finish(int *client)
+{
+    uint64_t v;
+    json_t *reply;
+
+    *client = -1;
+    if (!job.active)
+        return NULL;
+    pthread_join(job.thread, NULL);
+    if (read(job.done_fd, &v, sizeof(v)) < 0) {
+        /* already drained */
+    }
+    reply = job.reply;
+    *client = job.client;
+    if (job.stream_fd >= 0)
+        close(job.stream_fd);
+    json_decref(job.req);
+    job.req = NULL;
+    job.reply = NULL;
+    job.stream_fd = -1;
+    job.client = -1;
+    job.active = false;
+    return reply ? reply : json_pack("{s:b,s:s}", "ok", 0, "error", "save: out of memory");
 }

@@ -301,6 +301,46 @@ def case_save_fail_resumes():
             a.kill()
 
 
+def case_save_concurrent():
+    """During a slow save the VMM still answers info, refuses pause, and destroy cancels the save."""
+    with tempfile.TemporaryDirectory() as tmp:
+        img = os.path.join(tmp, "image")
+        a = Vmm(tmp, "a", config(guest("statecheck"), "mem=8"))
+        try:
+            check(a.ready == {"ok": True}, f"ready {a.ready!r}")
+            fd = os.open(img, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(30)
+            s.connect(os.path.join(a.dir, "control.sock"))
+            # ~10 MB at 1 MB/s: about 10 s.
+            s.sendmsg([json.dumps({"cmd": "save", "live": True, "bandwidth_mbps": 1}).encode()],
+                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            os.close(fd)
+            json.loads(s.recv(65536).decode())  # first progress message: the save runs
+            t0 = time.monotonic()
+            info = a.request({"cmd": "info"}, timeout=2)
+            check(info.get("ok") is True, f"info during a save: {info!r}")
+            check(time.monotonic() - t0 < 1.0, "info waited for the save")
+            r = a.request({"cmd": "pause"}, timeout=2)
+            check(r.get("ok") is False and "in progress" in r["error"], f"pause during save: {r!r}")
+            r = a.request({"cmd": "save"}, timeout=2)
+            check(r.get("ok") is False and "in progress" in r["error"], f"second save: {r!r}")
+            t0 = time.monotonic()
+            check(a.request({"cmd": "destroy"}, timeout=5) == {"ok": True}, "destroy refused")
+            while True:
+                msg = json.loads(s.recv(65536).decode())
+                if "progress" not in msg:
+                    break
+            check(msg.get("ok") is False and "cancelled" in msg["error"],
+                  f"save not cancelled by destroy: {msg!r}")
+            check(a.proc.wait(timeout=10) == 0, f"VMM exit {a.proc.returncode}")
+            check(time.monotonic() - t0 < 3.0, f"destroy took {time.monotonic() - t0:.1f} s")
+            with open(os.path.join(a.dir, "exit-status")) as f:
+                check(json.load(f)["reason"] == "destroyed", "exit-status reason")
+        finally:
+            a.kill()
+
+
 def corrupt_variants(data):
     """(name, bytes) pairs of damaged streams: one flipped byte inside each record, and more."""
     out = [("wrong magic", b"X" + data[1:]),
