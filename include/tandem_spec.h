@@ -24,8 +24,9 @@ extern "C" {
  * remus_port.
  *
  * Returns 0, or TANDEM_ERR_INVAL with a message naming the spec word and
- * what is wrong with it (disk then holds partial values: dispose it), or
- * TANDEM_ERR_NOMEM.
+ * what is wrong with it (disk then holds partial values: dispose it),
+ * TANDEM_ERR_UNSUPP for a parameter xl knows but Tandem has nowhere to put
+ * (colo-*, backend=, ...; docs/disk-spec.md), or TANDEM_ERR_NOMEM.
  */
 int tandem_disk_parse(tandem_ctx *ctx, tandem_device_disk *disk, int nspecs,
                       const char *const *specs);
@@ -33,9 +34,10 @@ int tandem_disk_parse(tandem_ctx *ctx, tandem_device_disk *disk, int nspecs,
 /*
  * Parse one xl vif spec ("mac=00:16:3e:00:00:01,bridge=br0,rate=10Mb/s")
  * into nic, like xl's parse_nic_config (docs/vif-spec.md). The caller
- * init's nic. Unknown keys are rejected (xl only warns). Returns 0, or
+ * init's nic. Unknown keys are rejected, as current xl does. Returns 0, or
  * TANDEM_ERR_INVAL naming the key and value at fault (nic then holds
- * partial values: dispose it), or TANDEM_ERR_NOMEM.
+ * partial values: dispose it), TANDEM_ERR_UNSUPP for a key xl accepts that
+ * Tandem has no use for (backend, accel, colo_*, ...), or TANDEM_ERR_NOMEM.
  */
 int tandem_nic_parse(tandem_ctx *ctx, tandem_device_nic *nic, const char *spec);
 
