@@ -74,6 +74,19 @@ def main():
     check(p.returncode == 0 and "create" in p.stdout and "block-attach" in p.stdout, "help lists commands")
     p = run(tandem, "create", "--help")
     check(p.returncode == 0 and p.stdout.startswith("Usage: tandem create"), "create --help")
+    names = [line.split()[0] for line in run(tandem, "help").stdout.split("Commands:\n")[-1]
+             .split("\n\n")[0].splitlines() if line.strip()]
+    check(len(names) >= 10, f"help lists the command table: {names!r}")
+    for name in names:
+        p = run(tandem, name, "--help")
+        check(p.returncode == 0 and p.stdout.startswith(f"Usage: tandem {name}"),
+              f"{name} --help: {p.returncode} {p.stdout[:60]!r}")
+    # block-attach/network-attach only check a spec: their help says hot-plug is refused.
+    for name, spec in (("block-attach", "/a.img,raw,xvda,w"), ("network-attach", "bridge=br0")):
+        check("refused" in run(tandem, name, "--help").stdout, f"{name} --help says it is refused")
+        p = run(tandem, name, "1", spec)
+        check(p.returncode == 1 and "not supported" in p.stderr and not p.stdout,
+              f"{name} without -N refuses a valid spec: {p.returncode} {p.stderr!r}")
     p = run(tandem, "no-such-command")
     check(p.returncode == 2 and "unknown command" in p.stderr, "unknown command exits 2")
     p = run(tandem, "-N", "create")
