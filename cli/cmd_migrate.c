@@ -62,6 +62,7 @@ enum {
     OPT_RECEIVER,
     OPT_LISTEN,
     OPT_TIMEOUT,
+    OPT_QUERY,
 };
 
 static int parse_uint(struct cli *cli, const char *cmd, const char *opt, const char *s,
@@ -73,6 +74,50 @@ static int parse_uint(struct cli *cli, const char *cmd, const char *opt, const c
         return cli_usage_error(cli, cmd, "%s: '%s' is not a non-negative integer", opt, s);
     *out = (uint32_t)v;
     return 0;
+}
+
+/*
+ * `go` was sent and `running` never came: ask the receiving host through a
+ * second remote shell (`migrate-receive --query`) and destroy or resume
+ * the source accordingly. Returns the exit status.
+ */
+static int settle(struct cli *cli, uint32_t domid, const char *dom, const char *shell,
+                  const char *host, const char *receiver, tandem_migrate_conn **conn)
+{
+    char *extra[] = {"--query", NULL}, **qargv = NULL, name[128];
+    tandem_migrate_conn *q = NULL;
+    tandem_dominfo info;
+    int outcome = 0, rc = 1;
+
+    fprintf(stderr, "tandem: %s\n", tandem_ctx_error(cli->ctx));
+    tandem_migrate_conn_close(*conn);
+    *conn = NULL;
+    tandem_dominfo_init(&info);
+    if (tandem_domain_info(cli->ctx, domid, &info) || !info.name) {
+        rc = cli_fail_ctx(cli, NULL);
+        goto out;
+    }
+    snprintf(name, sizeof(name), "%s", info.name);
+    fprintf(stderr, "tandem: asking the receiving host whether %s runs there\n", dom);
+    if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &qargv) ||
+        tandem_migrate_conn_spawn(cli->ctx, qargv, &q) ||
+        tandem_domain_migrate_resolve(cli->ctx, domid, name, q, &outcome)) {
+        rc = cli_fail_ctx(cli, NULL);
+        goto out;
+    }
+    if (outcome == TANDEM_MIGRATE_RESOLVED_THERE) {
+        fprintf(stderr, "migration of %s done after all: it runs on the receiver; the copy here "
+                        "was destroyed\n", dom);
+        rc = 0;
+    } else {
+        rc = cli_fail(cli, "migration of %s failed: it never ran on the receiver; resumed here",
+                      dom);
+    }
+out:
+    tandem_migrate_conn_close(q);
+    tandem_migrate_argv_free(qargv);
+    tandem_dominfo_dispose(&info);
+    return rc;
 }
 
 int cmd_migrate(struct cli *cli, int argc, char **argv)
@@ -89,7 +134,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct tandem_migrate_params params = {0};
-    struct tandem_migrate_stats stats;
+    struct tandem_migrate_stats stats = {0};
     struct progress_view view = {.tty = isatty(STDERR_FILENO)};
     const char *shell = NULL, *tcp = NULL, *keyfile = NULL, *receiver = NULL, *host = NULL;
     char **rargv = NULL;
@@ -187,6 +232,10 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     fprintf(stderr, "migrating %s to %s\n", argv[optind], tcp ? tcp : host);
     rc = tandem_domain_migrate_send(cli->ctx, domid, conn, &params, on_progress, &view, &stats);
     end_progress(&view);
+    if (rc && stats.in_doubt && !tcp) {
+        rc = settle(cli, domid, argv[optind], shell, host, receiver, &conn);
+        goto out;
+    }
     if (rc) {
         rc = cli_fail_ctx(cli, NULL);
         goto out;
@@ -224,9 +273,11 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"key-file", required_argument, NULL, OPT_KEYFILE},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"query", no_argument, NULL, OPT_QUERY},
         {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *keyfile = NULL;
+    int query = 0;
     uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
     tandem_migrate_conn *conn = NULL;
     uint32_t timeout_s = 0, domid = 0;
@@ -253,6 +304,9 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
             if (parse_uint(cli, "migrate-receive", "--timeout", optarg, &timeout_s))
                 return 2;
             break;
+        case OPT_QUERY:
+            query = 1;
+            break;
         default:
             return cli_usage_error(cli, "migrate-receive", "unknown option");
         }
@@ -264,6 +318,8 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
                                "--listen needs --key-file: there is no unauthenticated listener");
     if (keyfile && !listen)
         return cli_usage_error(cli, "migrate-receive", "--key-file goes with --listen");
+    if (query && listen)
+        return cli_usage_error(cli, "migrate-receive", "--query works over stdin/stdout only");
     signal(SIGPIPE, SIG_IGN);
     if (listen) {
         if (tandem_migrate_key_load(cli->ctx, keyfile, key))
@@ -303,6 +359,11 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
             close(proto_out);
             return cli_fail_ctx(cli, NULL);
         }
+    }
+    if (query) {
+        rc = tandem_migrate_query_serve(cli->ctx, conn) ? cli_fail_ctx(cli, "migrate-receive")
+                                                         : 0;
+        goto out;
     }
     if (tandem_domain_migrate_receive(cli->ctx, conn, flags, on_log, NULL, &domid)) {
         rc = cli_fail_ctx(cli, "migrate-receive");

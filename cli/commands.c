@@ -106,16 +106,22 @@ const struct cli_cmd cli_commands[] = {
      "  --tcp ADDR:PORT connect to `tandem migrate-receive --listen` directly; both sides\n"
      "                  prove they hold the key of --key-file FILE (libsodium HMAC)\n"
      "  If anything fails before the receiver holds the whole state, the domain keeps\n"
-     "  running here. On success the copy here is destroyed.\n",
+     "  running here. On success the copy here is destroyed. If the receiver's last word is\n"
+     "  lost after it was told to run the domain, the remote command is run again with\n"
+     "  --query to learn whether it runs there (not over --tcp: the domain then stays paused\n"
+     "  here, and the message says so).\n",
      0},
-    {"migrate-receive", cmd_migrate_receive, "[-p] [-e] [--listen ADDR:PORT --key-file FILE [--timeout S]]",
+    {"migrate-receive", cmd_migrate_receive,
+     "[-p] [-e] [--listen ADDR:PORT --key-file FILE [--timeout S]] | --query",
      "Receive one migrating domain (run by `tandem migrate` through the remote shell).",
      "  Without --listen the interlock runs on stdin/stdout; messages go to stderr.\n"
      "  --listen ADDR:PORT  accept one TCP sender instead; it must prove it holds the key\n"
      "  --key-file FILE     pre-shared key (>= 16 bytes, mode 600; e.g. head -c 32 /dev/urandom)\n"
      "  --timeout S         give up if no sender connects within S seconds\n"
      "  -p                  leave the domain paused after the hand-over\n"
-     "  -e, -d              accepted for xl compatibility\n",
+     "  -e, -d              accepted for xl compatibility\n"
+     "  --query             answer a sender's question whether a domain runs here (the sender\n"
+     "                      asks when the hand-over's last message was lost)\n",
      0},
     {"remus", cmd_remus,
      "[-i MS] [-s SSHCOMMAND] [-F] [-b] [-n] [-d] [-u] [-e] [--timeout MS] [--heartbeat MS]\n"

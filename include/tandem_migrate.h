@@ -114,6 +114,7 @@ struct tandem_migrate_stats {
     uint64_t handover_ms;   /* paused at the source until the receiver said it runs */
     uint64_t storage_bytes; /* disk bytes copied (--copy-storage), zero chunks not counted */
     uint32_t remote_domid;
+    int in_doubt; /* `go` was sent but `running` never came: see tandem_domain_migrate_resolve */
 };
 
 /*
@@ -127,13 +128,39 @@ struct tandem_migrate_stats {
  *    here on failure).
  *  error before the receiver confirmed the whole state: the source runs
  *    as before (it is resumed), the message says which phase failed and why.
- *  error after `go` with no answer: TANDEM_ERR_BUSY, the source is left
- *    PAUSED (it may be running on the receiver; the message says so).
+ *  error after `go` with no answer: TANDEM_ERR_BUSY and stats->in_doubt,
+ *    the source is left PAUSED (it may be running on the receiver; the
+ *    message says so).
  */
 int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_conn *conn,
                                const struct tandem_migrate_params *params,
                                tandem_migrate_progress_cb *progress, void *opaque,
                                struct tandem_migrate_stats *stats);
+
+/* What tandem_domain_migrate_resolve found and did. */
+enum tandem_migrate_resolution {
+    TANDEM_MIGRATE_RESOLVED_THERE = 1, /* it runs on the receiver: the source was destroyed */
+    TANDEM_MIGRATE_RESOLVED_HERE = 2,  /* it never ran there: the source was resumed */
+};
+
+/*
+ * Settle a migration that ended in doubt (stats->in_doubt) by asking the
+ * receiving host over a fresh connection conn (a remote shell running
+ * `tandem migrate-receive --query`) whether domain `name` runs there.
+ * Runs there: the source (domid, paused) is destroyed. Absent there, or
+ * only its "NAME--incoming" copy (which only the receiver could have run):
+ * the source is resumed. There but paused, or no answer: nothing is done
+ * and TANDEM_ERR_BUSY says so. 0 with *outcome set otherwise.
+ */
+int tandem_domain_migrate_resolve(tandem_ctx *ctx, uint32_t domid, const char *name,
+                                  tandem_migrate_conn *conn, int *outcome);
+
+/*
+ * Receiver side of tandem_domain_migrate_resolve: answer one query on conn
+ * with the state of the named domain on this host ("running", "paused",
+ * "incoming", "none"). Creates and changes nothing.
+ */
+int tandem_migrate_query_serve(tandem_ctx *ctx, tandem_migrate_conn *conn);
 
 /* Receiver log callback: one line of what happens (the CLI prints it to stderr). */
 typedef void tandem_migrate_log_cb(void *opaque, const char *line);

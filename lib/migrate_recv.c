@@ -540,6 +540,7 @@ static int phase_run(struct mrecv *r)
         if (rc)
             return rc;
     }
+    tdm_mig_test_stop("recv", "confirm");
     m = json_pack("{s:s,s:i}", "msg", "running", "domid", (int)r->domid);
     rc = m ? tdm_mig_send(r->ctx, r->conn, m) : 0;
     json_decref(m);
@@ -628,5 +629,43 @@ out:
     if (r.lock_fd >= 0)
         close(r.lock_fd);
     tandem_domain_config_dispose(&r.cfg);
+    return rc;
+}
+
+int tandem_migrate_query_serve(tandem_ctx *ctx, tandem_migrate_conn *conn)
+{
+    json_t *q = NULL, *a = NULL;
+    char incoming[TDM_NAME_MAX + sizeof(INCOMING_SUFFIX) + 1];
+    const char *name, *state = "none";
+    tandem_dominfo info;
+    uint32_t id;
+    int rc;
+
+    tandem_dominfo_init(&info);
+    rc = tdm_mig_handshake_receiver(ctx, conn, NULL);
+    if (rc)
+        goto out;
+    rc = tdm_mig_recv(ctx, conn, CONFIG_TIMEOUT_MS, "query", &q);
+    if (rc)
+        goto out;
+    name = json_string_value(json_object_get(q, "name"));
+    if (!name || tdm_name_check(ctx, name)) {
+        rc = tandem_error(ctx, TANDEM_ERR_PROTO, "query without a valid domain name");
+        goto out;
+    }
+    snprintf(incoming, sizeof(incoming), "%s" INCOMING_SUFFIX, name);
+    if (tandem_domain_lookup(ctx, name, &id) == 0 && tandem_domain_info(ctx, id, &info) == 0)
+        state = info.state == TANDEM_DOMAIN_STATE_RUNNING
+                    ? "running"
+                    : tandem_domain_state_to_string(info.state);
+    else if (tandem_domain_lookup(ctx, incoming, &id) == 0)
+        state = "incoming";
+    tandem_ctx_clear_error(ctx);
+    a = json_pack("{s:s,s:s}", "msg", "query-result", "state", state);
+    rc = a ? tdm_mig_send(ctx, conn, a) : tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+out:
+    tandem_dominfo_dispose(&info);
+    json_decref(q);
+    json_decref(a);
     return rc;
 }

@@ -596,6 +596,7 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
                             "check there, then `tandem unpause` or `tandem destroy` it here",
                             m.label);
         rc = TANDEM_ERR_BUSY;
+        m.stats->in_doubt = 1;
         goto out;
     }
     phase = "destroy";
@@ -623,5 +624,47 @@ out:
         close(m.ctl);
     tandem_domain_config_dispose(&m.cfg);
     free(m.label);
+    return rc;
+}
+
+int tandem_domain_migrate_resolve(tandem_ctx *ctx, uint32_t domid, const char *name,
+                                  tandem_migrate_conn *conn, int *outcome)
+{
+    json_t *q = NULL, *a = NULL;
+    const char *st;
+    int rc;
+
+    *outcome = 0;
+    rc = tdm_mig_handshake_sender(ctx, conn, NULL);
+    if (rc)
+        goto out;
+    q = json_pack("{s:s,s:s}", "msg", "query", "name", name);
+    rc = q ? tdm_mig_send(ctx, conn, q) : tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+    if (rc)
+        goto out;
+    rc = tdm_mig_recv(ctx, conn, CONFIG_TIMEOUT_MS, "query-result", &a);
+    if (rc)
+        goto out;
+    st = json_string_value(json_object_get(a, "state"));
+    if (st && strcmp(st, "running") == 0) {
+        rc = tandem_domain_destroy(ctx, domid);
+        if (rc == TANDEM_ERR_TIMEOUT)
+            rc = 0;
+        if (rc == 0)
+            *outcome = TANDEM_MIGRATE_RESOLVED_THERE;
+    } else if (st && (strcmp(st, "none") == 0 || strcmp(st, "incoming") == 0)) {
+        rc = tandem_domain_unpause(ctx, domid);
+        if (rc == 0)
+            *outcome = TANDEM_MIGRATE_RESOLVED_HERE;
+    } else {
+        rc = tandem_error(ctx, TANDEM_ERR_BUSY,
+                          "'%s' is %s on the receiver and paused here: decide which to run",
+                          name, st ? st : "in an unknown state");
+    }
+out:
+    if (rc && rc != TANDEM_ERR_BUSY)
+        tandem_error_prefix(ctx, "cannot settle the migration of '%s'", name);
+    json_decref(q);
+    json_decref(a);
     return rc;
 }

@@ -1,10 +1,11 @@
 #!/bin/bash
 # System test: faults during live migration of the kvstore guest. The receiver and the sender are
-# each SIGKILLed at the start of every interlock phase (TANDEM_MIGRATE_TEST_STOP stops them there)
-# and in the middle of the stream, the link is cut mid-stream (TCP), and a sender with the wrong
-# key knocks on the TCP listener. Each case must end with exactly one copy that runs (or, where
-# the protocol cannot know, the source left paused with a message saying so) and nothing left on
-# the other host; the survivor serves kvstore clients.
+# each SIGKILLed at the start of every interlock phase (TANDEM_MIGRATE_TEST_STOP stops them there),
+# the receiver also between unpausing and confirming, both in the middle of the stream; the link
+# is cut mid-stream (TCP), and a sender with the wrong key knocks on the TCP listener. Each case
+# must end with exactly one copy that runs (or, over TCP where the protocol cannot know, the
+# source left paused with a message saying so) and nothing left on the other host; the survivor
+# serves kvstore clients.
 # usage: migrate_faults.sh TANDEM TANDEM-VMM GUEST-DIR TANDEM-KVCLIENT
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/kv_guest_lib.sh"
@@ -73,7 +74,8 @@ paused_source() {
     on_primary "$1 (after unpause)"
 }
 
-# recv_fault PHASE: SIGKILL the receiver stopped at the start of PHASE.
+# recv_fault PHASE [ok]: SIGKILL the receiver stopped at the start of PHASE; the sender must fail
+# (or, with "ok", succeed: it learned through --query that the domain runs on backup).
 recv_fault() {
     local phase=$1 pid rc
     on_host_bg primary "$T" migrate -s "ip netns exec" \
@@ -86,8 +88,27 @@ recv_fault() {
     kill -9 "$pid"
     wait "$spid"
     rc=$?
-    [ $rc != 0 ] || fail "receiver killed at $phase: the sender reported success"
+    if [ "${2:-}" = ok ]; then
+        [ $rc = 0 ] || fail "receiver killed at $phase: the sender did not settle it: $(cat "$OUT")"
+    else
+        [ $rc != 0 ] || fail "receiver killed at $phase: the sender reported success"
+    fi
     echo "receiver killed at $phase: sender says: $(grep -v '^migrat' "$OUT" | tail -1)"
+}
+
+# recv_fault_tcp PHASE: the same with the TCP transport (no --query there).
+recv_fault_tcp() {
+    local phase=$1 pid
+    on_host_bg backup env TANDEM_MIGRATE_TEST_STOP="recv:$phase" "$T" migrate-receive \
+        --listen "$IP_BACKUP:7402" --key-file "$KEY" --timeout 30 >"$HOSTS_DIR/recv.out" 2>&1
+    pid=$HOST_PID
+    wait_tcp primary "$IP_BACKUP:7402" 5 || fail "the TCP receiver does not listen"
+    on_host_bg primary "$T" migrate --tcp "$IP_BACKUP:7402" --key-file "$KEY" kvstore >"$OUT" 2>&1
+    local spid=$HOST_PID
+    wait_until 30 proc_stopped "$pid" || fail "TCP receiver never stopped at $phase: $(cat "$OUT")"
+    kill -9 "$pid"
+    wait "$spid" && fail "TCP receiver killed at $phase: the sender reported success"
+    echo "TCP receiver killed at $phase: sender says: $(tail -1 "$OUT")"
 }
 
 # send_fault PHASE: SIGKILL the sender stopped at the start of PHASE.
@@ -107,10 +128,19 @@ for phase in hello config ready stream have-state; do
     recv_fault "$phase"
     on_primary "receiver killed at $phase"
 done
+# After go: the sender asks the backup (--query); the incoming copy never ran, so it resumes.
 for phase in go running; do
     recv_fault "$phase"
-    paused_source "receiver killed at $phase"
+    grep -q "resumed here" "$OUT" || fail "receiver killed at $phase: the sender did not resume"
+    on_primary "receiver killed at $phase"
 done
+# Killed after it unpaused, before it confirmed: the query finds it running; the source goes.
+recv_fault confirm ok
+grep -q "done after all" "$OUT" || fail "receiver killed at confirm: $(cat "$OUT")"
+on_backup "receiver killed after unpause, before confirming"
+# Over TCP nobody can be asked: the source is left paused with a message.
+recv_fault_tcp go
+paused_source "TCP receiver killed at go"
 
 # 2. The receiver dies in the middle of the stream (its VMM is reading; 1 MB/s makes it last).
 on_host_bg primary "$T" migrate --bandwidth 1 -s "ip netns exec" --receiver "$(receiver_cmd backup)" \
