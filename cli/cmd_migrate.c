@@ -82,7 +82,8 @@ static int parse_uint(struct cli *cli, const char *cmd, const char *opt, const c
  * the source accordingly. Returns the exit status.
  */
 static int settle(struct cli *cli, uint32_t domid, const char *dom, const char *shell,
-                  const char *host, const char *receiver, tandem_migrate_conn **conn)
+                  const char *host, const char *receiver, const struct tandem_migrate_stats *stats,
+                  tandem_migrate_conn **conn)
 {
     char *extra[] = {"--query", NULL}, **qargv = NULL, name[128];
     tandem_migrate_conn *q = NULL;
@@ -101,17 +102,19 @@ static int settle(struct cli *cli, uint32_t domid, const char *dom, const char *
     fprintf(stderr, "tandem: asking the receiving host whether %s runs there\n", dom);
     if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &qargv) ||
         tandem_migrate_conn_spawn(cli->ctx, qargv, &q) ||
-        tandem_domain_migrate_resolve(cli->ctx, domid, name, q, &outcome)) {
+        tandem_domain_migrate_resolve(cli->ctx, domid, name, stats, q, &outcome)) {
         rc = cli_fail_ctx(cli, NULL);
         goto out;
     }
     if (outcome == TANDEM_MIGRATE_RESOLVED_THERE) {
-        fprintf(stderr, "migration of %s done after all: it runs on the receiver; the copy here "
-                        "was destroyed\n", dom);
+        fprintf(stderr,
+                "migration of %s done after all: it runs on the receiver; the copy here "
+                "was destroyed\n",
+                dom);
         rc = 0;
     } else {
-        rc = cli_fail(cli, "migration of %s failed: it never ran on the receiver; resumed here",
-                      dom);
+        rc = cli_fail(cli, "migration of %s failed: it never ran on the receiver; %s here", dom,
+                      stats->source_was_running ? "resumed" : "left paused as it was");
     }
 out:
     tandem_migrate_conn_close(q);
@@ -233,7 +236,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
     rc = tandem_domain_migrate_send(cli->ctx, domid, conn, &params, on_progress, &view, &stats);
     end_progress(&view);
     if (rc && stats.in_doubt && !tcp) {
-        rc = settle(cli, domid, argv[optind], shell, host, receiver, &conn);
+        rc = settle(cli, domid, argv[optind], shell, host, receiver, &stats, &conn);
         goto out;
     }
     if (rc) {
@@ -361,8 +364,7 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
         }
     }
     if (query) {
-        rc = tandem_migrate_query_serve(cli->ctx, conn) ? cli_fail_ctx(cli, "migrate-receive")
-                                                         : 0;
+        rc = tandem_migrate_query_serve(cli->ctx, conn) ? cli_fail_ctx(cli, "migrate-receive") : 0;
         goto out;
     }
     if (tandem_domain_migrate_receive(cli->ctx, conn, flags, on_log, NULL, &domid)) {

@@ -115,6 +115,7 @@ struct tandem_migrate_stats {
     uint64_t storage_bytes; /* disk bytes copied (--copy-storage), zero chunks not counted */
     uint32_t remote_domid;
     int in_doubt; /* `go` was sent but `running` never came: see tandem_domain_migrate_resolve */
+    int source_was_running; /* else it was paused when the migration began */
 };
 
 /*
@@ -149,10 +150,11 @@ enum tandem_migrate_resolution {
  * `tandem migrate-receive --query`) whether domain `name` runs there.
  * Runs there: the source (domid, paused) is destroyed. Absent there, or
  * only its "NAME--incoming" copy (which only the receiver could have run):
- * the source is resumed. There but paused, or no answer: nothing is done
- * and TANDEM_ERR_BUSY says so. 0 with *outcome set otherwise.
+ * the source is resumed (unless stats says it was paused to begin with). There but paused, or no
+ * answer: nothing is done and TANDEM_ERR_BUSY says so. 0 with *outcome set otherwise.
  */
 int tandem_domain_migrate_resolve(tandem_ctx *ctx, uint32_t domid, const char *name,
+                                  const struct tandem_migrate_stats *stats,
                                   tandem_migrate_conn *conn, int *outcome);
 
 /*

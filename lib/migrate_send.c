@@ -122,6 +122,7 @@ static int phase_config(struct msend *m)
         goto out;
     }
     m->was_running = info.state == TANDEM_DOMAIN_STATE_RUNNING;
+    m->stats->source_was_running = m->was_running;
     rc = tandem_domain_get_config(m->ctx, m->domid, &m->cfg);
     if (rc)
         goto out;
@@ -568,6 +569,7 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
     memset(m.stats, 0, sizeof(*m.stats));
     tandem_domain_config_init(&m.cfg);
     m.root = tandem_rundir();
+    m.stats->source_was_running = 1; /* until phase_config knows better */
     m.label = tdm_domain_label(m.root, domid);
     if (!m.label) {
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "cannot label domain %u", domid);
@@ -586,7 +588,7 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
         goto fail_resume;
     phase = "running";
     rc = phase_running(&m);
-    if (rc == TANDEM_ERR_FAIL || rc == TANDEM_ERR_PROTO) {
+    if (rc == TANDEM_ERR_FAIL) {
         /* The receiver answered with an error: it destroyed its copy, so ours runs again. */
         goto fail_resume;
     }
@@ -628,6 +630,7 @@ out:
 }
 
 int tandem_domain_migrate_resolve(tandem_ctx *ctx, uint32_t domid, const char *name,
+                                  const struct tandem_migrate_stats *stats,
                                   tandem_migrate_conn *conn, int *outcome)
 {
     json_t *q = NULL, *a = NULL;
@@ -653,13 +656,13 @@ int tandem_domain_migrate_resolve(tandem_ctx *ctx, uint32_t domid, const char *n
         if (rc == 0)
             *outcome = TANDEM_MIGRATE_RESOLVED_THERE;
     } else if (st && (strcmp(st, "none") == 0 || strcmp(st, "incoming") == 0)) {
-        rc = tandem_domain_unpause(ctx, domid);
+        rc = stats->source_was_running ? tandem_domain_unpause(ctx, domid) : 0;
         if (rc == 0)
             *outcome = TANDEM_MIGRATE_RESOLVED_HERE;
     } else {
         rc = tandem_error(ctx, TANDEM_ERR_BUSY,
-                          "'%s' is %s on the receiver and paused here: decide which to run",
-                          name, st ? st : "in an unknown state");
+                          "'%s' is %s on the receiver and paused here: decide which to run", name,
+                          st ? st : "in an unknown state");
     }
 out:
     if (rc && rc != TANDEM_ERR_BUSY)
