@@ -1,6 +1,7 @@
 /* The checkpoint engine's sender: save / live pre-copy as explicit steps (docs/checkpoint.md). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +162,33 @@ static void throttle(struct ckpt *c)
     }
 }
 
-static int flush_batch(struct ckpt *c)
+/*
+ * Whoever asked for the save went away (its control connection closed):
+ * nobody will destroy or resume the domain afterwards, so stop and let
+ * postcopy resume it. A killed `tandem save` or migration sender thus
+ * leaves the domain running, never paused for good.
+ */
+static bool requester_gone(struct ckpt *c)
+{
+    struct pollfd p = {.fd = c->client, .events = POLLRDHUP};
+
+    return c->client >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+/* Stop reasons checked between batches and before the state is closed. */
+static int check_stop(struct ckpt *c)
 {
     if (cancelled())
         return fail(c, "cancelled: the domain is being destroyed");
+    if (requester_gone(c))
+        return fail(c, "cancelled: the requester closed its control connection");
+    return 0;
+}
+
+static int flush_batch(struct ckpt *c)
+{
+    if (check_stop(c) < 0)
+        return -1;
     if (!c->nbatch)
         return 0;
     if (tandem_stream_write_pages(c->w, c->pfns, c->ptrs, c->nbatch) < 0)
@@ -501,6 +525,8 @@ static int ckpt_capture(struct ckpt *c)
 static int ckpt_checkpoint(struct ckpt *c, bool end)
 {
     c->phase = "checkpoint";
+    if (check_stop(c) < 0)
+        return -1;
     c->epoch = ++epoch_counter;
     if (tandem_stream_write_checkpoint(c->w, c->epoch) < 0)
         return stream_fail(c);

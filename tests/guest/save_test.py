@@ -341,6 +341,31 @@ def case_save_concurrent():
             a.kill()
 
 
+def case_save_requester_gone():
+    """The requester closes its connection mid-save: the save stops and the domain keeps running."""
+    with tempfile.TemporaryDirectory() as tmp:
+        img = os.path.join(tmp, "image")
+        a = Vmm(tmp, "a", config(guest("statecheck"), "mem=8"))
+        try:
+            check(a.ready == {"ok": True}, f"ready {a.ready!r}")
+            fd = os.open(img, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(30)
+            s.connect(os.path.join(a.dir, "control.sock"))
+            s.sendmsg([json.dumps({"cmd": "save", "bandwidth_mbps": 1}).encode()],
+                      [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            os.close(fd)
+            json.loads(s.recv(65536).decode())
+            s.close()  # like a killed `tandem save`
+            wait_for(lambda: a.request({"cmd": "info"}, timeout=2)["info"]["state"] == "running",
+                     5, "the domain to run again")
+            with open(os.path.join(a.dir, "vmm.log")) as f:
+                log = f.read()
+            check("requester closed its control connection" in log, f"vmm.log: {log[-500:]}")
+        finally:
+            a.kill()
+
+
 def corrupt_variants(data):
     """(name, bytes) pairs of damaged streams: one flipped byte inside each record, and more."""
     out = [("wrong magic", b"X" + data[1:]),
