@@ -56,6 +56,22 @@ static int gone_error(tandem_ctx *ctx, const char *root, uint32_t domid, const c
     return rc;
 }
 
+/*
+ * The refusals every operation on an existing domain shares: no such
+ * folder (TANDEM_ERR_NOTFOUND) and a domain still being created
+ * (TANDEM_ERR_BUSY). 0 for LIVE and DEAD, which each caller treats in its
+ * own way. label is "domain 'x' (id N)".
+ */
+static int refuse_absent_or_creating(tandem_ctx *ctx, enum tdm_dom_status st, uint32_t domid,
+                                     const char *label)
+{
+    if (st == TDM_DOM_ABSENT)
+        return tandem_error(ctx, TANDEM_ERR_NOTFOUND, "no domain with id %u", domid);
+    if (st == TDM_DOM_CREATING)
+        return tandem_error(ctx, TANDEM_ERR_BUSY, "%s is still being created", label);
+    return 0;
+}
+
 int tdm_domain_request(tandem_ctx *ctx, const char *root, uint32_t domid, const char *cmd,
                        json_t *extra, json_t **reply)
 {
@@ -67,6 +83,7 @@ int tdm_domain_request_ex(tandem_ctx *ctx, const char *root, uint32_t domid, con
 {
     char *label = tdm_domain_label(root, domid), *dir = tdm_domain_path(root, domid, NULL);
     json_t *req = NULL;
+    enum tdm_dom_status st;
     pid_t pid = 0;
     int rc = 0;
 
@@ -77,19 +94,12 @@ int tdm_domain_request_ex(tandem_ctx *ctx, const char *root, uint32_t domid, con
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    switch (tdm_domain_status(root, domid, &pid)) {
-    case TDM_DOM_ABSENT:
-        rc = tandem_error(ctx, TANDEM_ERR_NOTFOUND, "no domain with id %u", domid);
-        goto out;
-    case TDM_DOM_CREATING:
-        rc = tandem_error(ctx, TANDEM_ERR_BUSY, "%s is still being created", label);
-        goto out;
-    case TDM_DOM_DEAD:
+    st = tdm_domain_status(root, domid, &pid);
+    rc = refuse_absent_or_creating(ctx, st, domid, label);
+    if (!rc && st == TDM_DOM_DEAD)
         rc = gone_error(ctx, root, domid, label);
+    if (rc)
         goto out;
-    case TDM_DOM_LIVE:
-        break;
-    }
     if (timeout_ms <= 0)
         timeout_ms = tdm_env_ms("TANDEM_CONTROL_TIMEOUT_MS", TDM_CONTROL_TIMEOUT_MS);
     rc = tdm_control_call_timeout(ctx, dir, req, reply, fds, nfds, timeout_ms);
@@ -293,6 +303,7 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
 {
     char *root = strdup(tandem_rundir()), *label = NULL, *why = NULL, *path = NULL, *uuid = NULL;
     int timeout = tdm_env_ms("TANDEM_DESTROY_TIMEOUT_MS", TDM_DESTROY_TIMEOUT_MS);
+    enum tdm_dom_status st;
     pid_t pid = 0;
     int rc = 0, asked;
 
@@ -309,19 +320,14 @@ int tandem_domain_destroy(tandem_ctx *ctx, uint32_t domid)
     /* Which domain this is, so that the folder removed at the end is still its own. */
     if (tdm_read_file(NULL, path, &uuid))
         uuid = NULL;
-    switch (uuid ? tdm_domain_status(root, domid, &pid) : TDM_DOM_ABSENT) {
-    case TDM_DOM_ABSENT:
-        rc = tandem_error(ctx, TANDEM_ERR_NOTFOUND, "no domain with id %u", domid);
+    st = uuid ? tdm_domain_status(root, domid, &pid) : TDM_DOM_ABSENT;
+    rc = refuse_absent_or_creating(ctx, st, domid, label);
+    if (rc)
         goto out;
-    case TDM_DOM_CREATING:
-        rc = tandem_error(ctx, TANDEM_ERR_BUSY, "%s is still being created", label);
-        goto out;
-    case TDM_DOM_DEAD:
+    if (st == TDM_DOM_DEAD) {
         rc = tdm_rundir_reap_one(ctx, root, domid); /* already gone: just clean up */
         rc = rc < 0 ? rc : 0;
         goto out;
-    case TDM_DOM_LIVE:
-        break;
     }
     rc = tdm_domain_request(ctx, root, domid, "destroy", NULL, NULL);
     if (rc == TANDEM_ERR_NOTFOUND) {
@@ -374,6 +380,7 @@ out:
 int tandem_domain_rename(tandem_ctx *ctx, uint32_t domid, const char *new_name)
 {
     char *root = strdup(tandem_rundir()), *label = NULL, *path = NULL, *old = NULL;
+    enum tdm_dom_status st;
     int lock = -1, rc, begun = 0;
 
     if (!root) {
@@ -404,20 +411,13 @@ int tandem_domain_rename(tandem_ctx *ctx, uint32_t domid, const char *new_name)
         goto out;
     }
     begun = 1;
-    /* The request checks that the domain lives; the lock is ours, so no reap inside it. */
-    switch (tdm_domain_status(root, domid, NULL)) {
-    case TDM_DOM_ABSENT:
-        rc = tandem_error(ctx, TANDEM_ERR_NOTFOUND, "no domain with id %u", domid);
-        goto out;
-    case TDM_DOM_CREATING:
-        rc = tandem_error(ctx, TANDEM_ERR_BUSY, "%s is still being created", label);
-        goto out;
-    case TDM_DOM_DEAD:
+    /* Checked here, not by tdm_domain_request: the lock is ours, so no reap inside it. */
+    st = tdm_domain_status(root, domid, NULL);
+    rc = refuse_absent_or_creating(ctx, st, domid, label);
+    if (!rc && st == TDM_DOM_DEAD)
         rc = tandem_error(ctx, TANDEM_ERR_NOTFOUND, "%s has exited", label);
+    if (rc)
         goto out;
-    case TDM_DOM_LIVE:
-        break;
-    }
     {
         char *dir = tdm_domain_path(root, domid, NULL);
         json_t *req = json_pack("{s:s,s:s}", "cmd", "rename", "name", new_name);
