@@ -48,17 +48,30 @@ domains() {
 # exactly_one NAME: fail unless NAME runs on exactly one of primary/backup and nothing else is
 # left (no --incoming copy); prints where it runs.
 exactly_one() {
-    local n=0 where="" h
-    for h in primary backup; do
-        if running "$h" "$1"; then
-            n=$((n + 1))
-            where=$h
-        fi
+    local n=0 where="" h tries=0
+    # `tandem list` on a loaded machine can lag a state change by a moment: look a few times.
+    while :; do
+        n=0
+        for h in primary backup; do
+            if running "$h" "$1"; then
+                n=$((n + 1))
+                where=$h
+            fi
+        done
+        [ $n = 1 ] || [ $tries -ge 20 ] && break
+        tries=$((tries + 1))
+        sleep 0.25
     done
-    [ $n = 1 ] || fail "$1 runs on $n hosts (primary: $(state primary "$1"), backup: $(state backup "$1"))"
+    if [ $n != 1 ]; then
+        echo "$1 runs on $n hosts (primary: $(state primary "$1"), backup: $(state backup "$1"))" >&2
+        fail "$1 runs on $n hosts (primary: $(state primary "$1"), backup: $(state backup "$1"))"
+    fi
     for h in primary backup; do
         case " $(domains "$h")" in
-        *"--incoming"*) fail "a --incoming copy is left on $h: $(domains "$h")" ;;
+        *"--incoming"*)
+            echo "a --incoming copy is left on $h: $(domains "$h")" >&2
+            fail "a --incoming copy is left on $h: $(domains "$h")"
+            ;;
         esac
     done
     echo "$where"
