@@ -2,11 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -147,10 +145,8 @@ out:
         close(to);
     if (from >= 0)
         close(from);
-    if (rc && child > 0) {
-        kill(child, SIGTERM);
-        waitpid(child, NULL, 0);
-    }
+    /* On failure the receiver sees the end of its input and exits by itself (no failover
+     * without a complete checkpoint); it is not killed, so that it can say so. */
     tandem_migrate_argv_free(rargv);
     tandem_remus_info_dispose(&info);
     return rc;

@@ -26,12 +26,14 @@ static struct {
     unsigned timeout_ms, heartbeat_ms;
     pthread_t relay, hb;
     bool relay_started, hb_started;
-    pthread_mutex_t lock; /* ack_fd writes, stop */
+    pthread_mutex_t lock;  /* stop, cond */
+    pthread_mutex_t wlock; /* ack_fd writes (may block while the primary is busy) */
     pthread_cond_t cond;
     bool stop, failed_over;
     uint64_t committed, hb_seq;
     char why[256];
 } B = {.stream_fd = -1, .ack_fd = -1, .pipe_w = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+       .wlock = PTHREAD_MUTEX_INITIALIZER,
        .cond = PTHREAD_COND_INITIALIZER};
 
 static uint64_t mono_ns(void)
@@ -42,7 +44,11 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* One message to the primary; false when it can no longer be reached. */
+/*
+ * One message to the primary; false when it can no longer be reached.
+ * ack_fd is non-blocking: a heartbeat the primary is too busy to take
+ * (during the initial sync it reads nothing) is dropped, an ACK waits.
+ */
 static bool send_msg(uint32_t type, uint64_t value)
 {
     uint8_t m[VMM_REMUS_MSG_LEN];
@@ -50,18 +56,29 @@ static bool send_msg(uint32_t type, uint64_t value)
     bool ok = true;
 
     vmm_remus_msg_encode(m, type, value, mono_ns());
-    pthread_mutex_lock(&B.lock);
+    pthread_mutex_lock(&B.wlock);
     while (B.ack_fd >= 0 && done < sizeof(m)) {
         ssize_t n = write(B.ack_fd, m + done, sizeof(m) - done);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {.fd = B.ack_fd, .events = POLLOUT};
+            if (type == VMM_REMUS_MSG_HEARTBEAT && done == 0)
+                break;
+            if (__atomic_load_n(&B.stop, __ATOMIC_RELAXED)) {
+                ok = false;
+                break;
+            }
+            poll(&p, 1, 100);
+            continue;
+        }
         if (n <= 0) {
             ok = false;
             break;
         }
         done += (size_t)n;
     }
-    pthread_mutex_unlock(&B.lock);
+    pthread_mutex_unlock(&B.wlock);
     return ok;
 }
 
@@ -184,6 +201,7 @@ int vmm_remus_backup_start(struct vmm *vm, int stream_fd, int ack_fd, unsigned t
         return -1;
     }
     fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    fcntl(ack_fd, F_SETFL, fcntl(ack_fd, F_GETFL) | O_NONBLOCK);
     B.vm = vm;
     B.stream_fd = stream_fd;
     B.ack_fd = ack_fd;
@@ -217,7 +235,7 @@ bool vmm_remus_backup_failed_over(void)
 void vmm_remus_backup_stop(void)
 {
     pthread_mutex_lock(&B.lock);
-    B.stop = true;
+    __atomic_store_n(&B.stop, true, __ATOMIC_RELAXED);
     pthread_cond_broadcast(&B.cond);
     pthread_mutex_unlock(&B.lock);
     if (B.hb_started)
@@ -230,11 +248,11 @@ void vmm_remus_backup_stop(void)
         pthread_join(B.relay, NULL);
     }
     B.relay_started = false;
-    pthread_mutex_lock(&B.lock);
+    pthread_mutex_lock(&B.wlock);
     if (B.ack_fd >= 0)
         close(B.ack_fd);
     B.ack_fd = -1;
-    pthread_mutex_unlock(&B.lock);
+    pthread_mutex_unlock(&B.wlock);
     if (B.stream_fd >= 0)
         close(B.stream_fd);
     B.stream_fd = -1;

@@ -25,7 +25,7 @@ rm_hosts() {
 # rm_create: the kvstore guest on primary, reachable from client.
 rm_create() {
     on_host primary "$T" create "$NG_EXAMPLES/kvstore.cfg" "kernel=\"$G/kvstore.elf\"" \
-        "memory=64" "extra=\"ip=$RM_IP/24 port=7000\"" "disk=[\"$PDISK,raw,xvda,rw\"]" \
+        "memory=64" "extra=\"ip=$RM_IP/24 ip6=fd99::100/64 port=7000\"" "disk=[\"$PDISK,raw,xvda,rw\"]" \
         'vif=["bridge=br0"]' >/dev/null || fail "tandem create of the kvstore guest failed"
     wait_console primary kvstore "listening on port 7000" 20 || fail "the kvstore guest did not start"
     wait_tcp client "$RM_ADDR" 10 || fail "kvstore guest not reachable at $RM_ADDR from client"
