@@ -395,6 +395,61 @@ static void key_files(void **state)
     tandem_ctx_free(ctx);
 }
 
+static void disk_samples(void **state)
+{
+    char dir[] = "/tmp/tdm-migdisk-XXXXXX", a[64], b[64], ha[65], hb[65], ia[160], ib[160];
+    uint64_t sa, sb;
+    tandem_ctx *ctx;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(a, sizeof(a), "%s/a", dir);
+    snprintf(b, sizeof(b), "%s/b", dir);
+    tandem_ctx_alloc(&ctx);
+    assert_int_equal(truncate(a, 0), -1); /* not there yet */
+    f = fopen(a, "w");
+    fclose(f);
+    assert_int_equal(truncate(a, 8 << 20), 0);
+    f = fopen(b, "w");
+    fclose(f);
+    assert_int_equal(truncate(b, 8 << 20), 0);
+    assert_int_equal(tdm_mig_disk_sample(ctx, a, &sa, ha), 0);
+    assert_int_equal(tdm_mig_disk_sample(ctx, b, &sb, hb), 0);
+    assert_int_equal(sa, 8 << 20);
+    assert_string_equal(ha, hb);
+    /* A byte in a sampled block (block 3 starts at 3 * 8 MiB / 64) changes the sample. */
+    f = fopen(b, "r+");
+    fseek(f, 3 * (8 << 20) / 64 + 100, SEEK_SET);
+    fputc('x', f);
+    fclose(f);
+    assert_int_equal(tdm_mig_disk_sample(ctx, b, &sb, hb), 0);
+    assert_string_not_equal(ha, hb);
+    /* So does the last block, and the size. */
+    assert_int_equal(truncate(b, 8 << 20), 0);
+    f = fopen(a, "r+");
+    fseek(f, (8 << 20) - 1, SEEK_SET);
+    fputc('y', f);
+    fclose(f);
+    assert_int_equal(tdm_mig_disk_sample(ctx, a, &sa, ha), 0);
+    assert_int_equal(truncate(b, 9 << 20), 0);
+    assert_int_equal(tdm_mig_disk_sample(ctx, b, &sb, hb), 0);
+    assert_int_not_equal(sa, sb);
+    /* Identity: the same file twice, two files differ, a missing file fails. */
+    assert_int_equal(tdm_mig_disk_identity(a, ia), 0);
+    assert_int_equal(tdm_mig_disk_identity(b, ib), 0);
+    assert_string_not_equal(ia, ib);
+    assert_int_equal(tdm_mig_disk_identity(a, ib), 0);
+    assert_string_equal(ia, ib);
+    unlink(a);
+    unlink(b);
+    assert_int_equal(tdm_mig_disk_identity(a, ia), -1);
+    assert_int_equal(tdm_mig_disk_sample(ctx, a, &sa, ha), TANDEM_ERR_NOTFOUND);
+    assert_non_null(strstr(tandem_ctx_error(ctx), a));
+    rmdir(dir);
+    tandem_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +458,7 @@ int main(void)
         cmocka_unit_test(handshake_wrong_key), cmocka_unit_test(handshake_no_key),
         cmocka_unit_test(handshake_plain),     cmocka_unit_test(proofs_differ),
         cmocka_unit_test(shell_argv),          cmocka_unit_test(key_files),
+        cmocka_unit_test(disk_samples),
     };
     if (sodium_init() < 0)
         return 1;
