@@ -11,7 +11,8 @@
 
 #define DEFAULT_RECEIVER "tandem remus-receive"
 
-enum { OPT_TIMEOUT = 256, OPT_HEARTBEAT, OPT_RECEIVER, OPT_DISK_MAP };
+enum { OPT_TIMEOUT = 256, OPT_HEARTBEAT, OPT_RECEIVER, OPT_DISK_MAP, OPT_TCP, OPT_KEYFILE, OPT_LISTEN,
+       OPT_WAIT };
 
 /* Run argv with its stdin/stdout on pipes: *to_fd writes its stdin, *from_fd reads its stdout. */
 static pid_t spawn_shell(char **argv, int *to_fd, int *from_fd)
@@ -52,8 +53,13 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"receiver", required_argument, NULL, OPT_RECEIVER},
+        {"tcp", required_argument, NULL, OPT_TCP},
+        {"key-file", required_argument, NULL, OPT_KEYFILE},
         {NULL, 0, NULL, 0},
     };
+    const char *tcp = NULL, *keyfile = NULL;
+    uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
+    tandem_migrate_conn *conn = NULL;
     tandem_remus_info info;
     const char *shell = NULL, *receiver = DEFAULT_RECEIVER, *host;
     char **rargv = NULL, *extra[1] = {NULL};
@@ -90,6 +96,12 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
         case OPT_RECEIVER:
             receiver = optarg;
             break;
+        case OPT_TCP:
+            tcp = optarg;
+            break;
+        case OPT_KEYFILE:
+            keyfile = optarg;
+            break;
         case 'F':
             force = true;
             break;
@@ -115,13 +127,23 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
     }
     if (force)
         tandem_defbool_set(&info.allow_unsafe, 1);
-    if (argc - optind != (tandem_defbool_val(info.blackhole, 0) ? 1 : 2) &&
+    if (!tcp != !keyfile)
+        return cli_usage_error(cli, "remus", "--tcp and --key-file go together");
+    if (argc - optind != ((tandem_defbool_val(info.blackhole, 0) || tcp) ? 1 : 2) &&
         argc - optind != 2)
-        return cli_usage_error(cli, "remus", "expected DOM HOST");
+        return cli_usage_error(cli, "remus", tcp ? "with --tcp give only DOM" : "expected DOM HOST");
     if (tandem_domain_lookup(cli->ctx, argv[optind], &domid))
         return cli_fail_ctx(cli, NULL);
     host = optind + 1 < argc ? argv[optind + 1] : "";
-    if (!tandem_defbool_val(info.blackhole, 0)) {
+    if (tcp) {
+        if (tandem_migrate_key_load(cli->ctx, keyfile, key) ||
+            tandem_migrate_conn_connect(cli->ctx, tcp, key, &conn)) {
+            cli_fail_ctx(cli, "remus");
+            goto out;
+        }
+        tandem_remus_conn_fds(conn, &from, &to);
+        host = tcp;
+    } else if (!tandem_defbool_val(info.blackhole, 0)) {
         if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &rargv))
             return cli_fail_ctx(cli, "remus");
         child = spawn_shell(rargv, &to, &from);
@@ -141,10 +163,14 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
     rc = 0;
 out:
     /* The VMM holds its own copies of the channel now; the receiver runs on by itself. */
-    if (to >= 0)
-        close(to);
-    if (from >= 0)
-        close(from);
+    if (conn) {
+        tandem_migrate_conn_close(conn);
+    } else {
+        if (to >= 0)
+            close(to);
+        if (from >= 0)
+            close(from);
+    }
     /* On failure the receiver sees the end of its input and exits by itself (no failover
      * without a complete checkpoint); it is not killed, so that it can say so. */
     tandem_migrate_argv_free(rargv);
@@ -162,8 +188,15 @@ int cmd_remus_receive(struct cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"disk-map", required_argument, NULL, OPT_DISK_MAP},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"key-file", required_argument, NULL, OPT_KEYFILE},
+        {"timeout", required_argument, NULL, OPT_WAIT},
         {NULL, 0, NULL, 0},
     };
+    const char *listen_addr = NULL, *keyfile = NULL;
+    uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
+    tandem_migrate_conn *conn = NULL;
+    int wait_s = 0, lfd = -1, in_fd = 0;
     char **map = calloc((size_t)argc + 1, sizeof(char *));
     int opt, n = 0, rc = 1, out_fd;
     uint32_t domid;
@@ -174,6 +207,12 @@ int cmd_remus_receive(struct cli *cli, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "+re", longopts, NULL)) != -1) {
         if (opt == OPT_DISK_MAP) {
             map[n++] = optarg;
+        } else if (opt == OPT_LISTEN) {
+            listen_addr = optarg;
+        } else if (opt == OPT_KEYFILE) {
+            keyfile = optarg;
+        } else if (opt == OPT_WAIT) {
+            wait_s = atoi(optarg);
         } else if (opt != 'r' && opt != 'e') {
             free(map);
             return cli_usage_error(cli, "remus-receive", "unknown option");
@@ -183,13 +222,40 @@ int cmd_remus_receive(struct cli *cli, int argc, char **argv)
         free(map);
         return cli_usage_error(cli, "remus-receive", "no arguments expected");
     }
-    /* stdout carries ACKs: nothing else may ever be printed there. */
-    out_fd = dup(1);
-    dup2(2, 1);
-    if (tandem_remus_receive(cli->ctx, 0, out_fd, map, recv_log, NULL, &domid))
+    if (!listen_addr != !keyfile) {
+        free(map);
+        return cli_usage_error(cli, "remus-receive", "--listen and --key-file go together");
+    }
+    if (listen_addr) {
+        int r, w;
+        if (tandem_migrate_key_load(cli->ctx, keyfile, key) ||
+            tandem_migrate_listen(cli->ctx, listen_addr, &lfd)) {
+            free(map);
+            return cli_fail_ctx(cli, "remus-receive");
+        }
+        fprintf(stderr, "remus-receive: listening on %s\n", listen_addr);
+        if (tandem_migrate_accept(cli->ctx, lfd, key, wait_s * 1000, &conn)) {
+            close(lfd);
+            free(map);
+            return cli_fail_ctx(cli, "remus-receive");
+        }
+        close(lfd);
+        tandem_remus_conn_fds(conn, &r, &w);
+        in_fd = dup(r);
+        out_fd = dup(w);
+        /* Only the backup VMM may keep the socket open: its death must reach the primary. */
+        tandem_migrate_conn_close(conn);
+        conn = NULL;
+    } else {
+        /* stdout carries ACKs: nothing else may ever be printed there. */
+        out_fd = dup(1);
+        dup2(2, 1);
+    }
+    if (tandem_remus_receive(cli->ctx, in_fd, out_fd, map, recv_log, NULL, &domid))
         cli_fail_ctx(cli, NULL);
     else
         rc = 0;
+    tandem_migrate_conn_close(conn);
     free(map);
     return rc;
 }

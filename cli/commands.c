@@ -125,7 +125,8 @@ const struct cli_cmd cli_commands[] = {
      0},
     {"remus", cmd_remus,
      "[-i MS] [-s SSHCOMMAND] [-F] [-b] [-n] [-d] [-u] [-e] [--timeout MS] [--heartbeat MS]\n"
-     "       [--receiver CMD] DOM HOST",
+     "       [--receiver CMD] DOM HOST\n"
+     "   or: tandem remus --tcp ADDR:PORT --key-file FILE [OPTIONS] DOM",
      "Protect a running domain with Remus: checkpoint it to a backup host continuously.",
      "  Runs SSHCOMMAND HOST RECEIVER (default: ssh HOST tandem remus-receive), syncs the\n"
      "  domain and its disks there, then checkpoints every -i MS (default 25). Network output\n"
@@ -144,15 +145,20 @@ const struct cli_cmd cli_commands[] = {
      "                  by default)\n"
      "  -F              allow the unsafe -b, -n, -d\n"
      "  -e              accepted for xl compatibility\n"
+     "  --tcp ADDR:PORT connect to `tandem remus-receive --listen` (PSK-authenticated TCP, as for\n"
+     "                  migrate) with the key of --key-file FILE\n"
      "  Returns once the first checkpoint is acknowledged; protection goes on in the VMM.\n",
      0},
-    {"remus-receive", cmd_remus_receive, "[-r] [--disk-map OLD=NEW]...",
+    {"remus-receive", cmd_remus_receive,
+     "[-r] [--disk-map OLD=NEW]... [--listen ADDR:PORT --key-file FILE [--timeout S]]",
      "Be the Remus backup of one domain (run by `tandem remus` through the remote shell).",
      "  Reads checkpoints on stdin, sends ACKs and heartbeats on stdout, messages on stderr.\n"
      "  Takes over (failover) when the primary falls silent or the stream breaks after the\n"
      "  first complete checkpoint; exits without taking over before it or after an orderly\n"
      "  end of protection. (`migrate-receive -r` is the planned xl spelling.)\n"
-     "  --disk-map OLD=NEW  use image NEW here for the primary's disk at OLD\n",
+     "  --disk-map OLD=NEW  use image NEW here for the primary's disk at OLD\n"
+     "  --listen ADDR:PORT  accept one `tandem remus --tcp` sender instead (it must prove it\n"
+     "                      holds the key of --key-file FILE); --timeout S to give up waiting\n",
      0},
     {"remus-status", cmd_remus_status, "[DOM...]",
      "Show Remus state and per-epoch telemetry (JSON) of the domains named, or of all.",

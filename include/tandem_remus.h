@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "tandem_migrate.h"
 #include "tandem_types.h"
 
 #ifdef __cplusplus
@@ -55,6 +56,14 @@ typedef void tandem_remus_log_cb(void *opaque, const char *line);
  */
 int tandem_remus_receive(tandem_ctx *ctx, int rfd, int wfd, char *const disk_map[],
                          tandem_remus_log_cb *log, void *opaque, uint32_t *domid_out);
+
+/*
+ * The descriptors of a migration connection (tandem_migrate.h: remote
+ * shell pipes, or one authenticated TCP socket for both), for the calls
+ * above: *rfd reads from the peer, *wfd writes to it. They stay owned by
+ * conn; pass dup()s where a call takes ownership (tandem_remus_receive).
+ */
+void tandem_remus_conn_fds(tandem_migrate_conn *conn, int *rfd, int *wfd);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 
 #include "domain_internal.h"
 #include "internal.h"
+#include "migrate_internal.h"
 #include "tandem.h"
 #include "tandem_remus.h"
 
@@ -408,4 +409,10 @@ out:
     free(json);
     free(vmm);
     return rc;
+}
+
+void tandem_remus_conn_fds(tandem_migrate_conn *conn, int *rfd, int *wfd)
+{
+    *rfd = conn->rfd;
+    *wfd = conn->wfd;
 }
