@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tandem.h"
 #include "tandem_stream.h"
@@ -49,8 +50,11 @@ struct applied {
     bool any;
 };
 
+#define CHUNK_SHIFT 21 /* prefault guest memory 2 MiB at a time */
+
 struct rst {
     struct vmm *vm;
+    uint64_t *populated; /* 1 bit per 2 MiB chunk already prefaulted */
     tandem_ctx *ctx;
     tandem_stream_reader *r;
     struct tandem_stream_header hdr;
@@ -90,10 +94,27 @@ static int lib_fail(struct rst *s)
 static void *dest_page(uint64_t pfn, void *opaque)
 {
     struct rst *s = opaque;
+    uint8_t *p;
+    uint64_t chunk;
 
     if (pfn > (UINT64_MAX >> 12))
         return NULL;
-    return vmm_gpa_ptr(&s->vm->mem, pfn << 12, PAGE_SIZE);
+    p = vmm_gpa_ptr(&s->vm->mem, pfn << 12, PAGE_SIZE);
+    /*
+     * Map the page's 2 MiB chunk in one call before data lands in it: the
+     * kernel's copy into a page not yet mapped here takes a fault per
+     * 4 KiB page, which made reading a stream into RAM ~3x slower than
+     * reading the file. Only chunks the stream touches are mapped.
+     */
+    chunk = (pfn << 12) >> CHUNK_SHIFT;
+    if (p && s->populated && !(s->populated[chunk / 64] & (1ull << (chunk % 64)))) {
+        uint64_t start = chunk << CHUNK_SHIFT, len = 1ull << CHUNK_SHIFT;
+        if (start + len > s->vm->mem.size)
+            len = s->vm->mem.size - start;
+        (void)madvise(s->vm->mem.base + start, len, MADV_POPULATE_WRITE); /* a hint: errors ok */
+        s->populated[chunk / 64] |= 1ull << (chunk % 64);
+    }
+    return p;
 }
 
 static int stage_page(uint64_t pfn, const void *data, void *opaque)
@@ -325,6 +346,7 @@ int vmm_restore(struct vmm *vm, int fd, char *err, size_t errlen)
 
     err[0] = '\0';
     tandem_stream_order_init(&s.order, 0);
+    s.populated = calloc(((vm->mem.size >> CHUNK_SHIFT) + 64) / 64, sizeof(uint64_t));
     if (tandem_ctx_alloc(&s.ctx) < 0 || tandem_stream_reader_open(s.ctx, fd, &s.r) < 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -372,6 +394,7 @@ done:
 out:
     vmm_state_free(&s.st.vcpu);
     free(s.st.pages);
+    free(s.populated);
     tandem_stream_order_dispose(&s.order);
     tandem_stream_reader_free(s.r);
     tandem_ctx_free(s.ctx);
