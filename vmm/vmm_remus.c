@@ -958,7 +958,9 @@ json_t *vmm_remus_status(struct vmm *vm)
 {
     struct remus *r;
     json_t *s, *epochs;
-    uint64_t now = mono_ns(), n1s = 0;
+    uint64_t now = mono_ns(), n1s = 0, w_pause = 0, w_pause_max = 0, w_dirty = 0, w_bytes = 0,
+             w_send = 0, w_ack = 0;
+    json_t *w;
 
     pthread_mutex_lock(&g_lock);
     r = g_remus;
@@ -978,9 +980,20 @@ json_t *vmm_remus_status(struct vmm *vm)
                               e->send_us / 1000.0, "ack_ms", e->ack_us / 1000.0, "frames_held",
                               (json_int_t)e->held_frames));
     }
-    for (uint64_t i = r->ntel > TELEMETRY ? r->ntel - TELEMETRY : 0; i < r->ntel; i++)
-        if (now - r->tel[i % TELEMETRY].t_ns <= 1000000000ull)
-            n1s++;
+    /* The last second: the achieved rate and averages over its epochs. */
+    for (uint64_t i = r->ntel > TELEMETRY ? r->ntel - TELEMETRY : 0; i < r->ntel; i++) {
+        struct epoch_stat *e = &r->tel[i % TELEMETRY];
+        if (now - e->t_ns > 1000000000ull)
+            continue;
+        n1s++;
+        w_pause += e->pause_us;
+        w_dirty += e->dirty;
+        w_bytes += e->bytes;
+        w_send += e->send_us;
+        w_ack += e->ack_us;
+        if (e->pause_us > w_pause_max)
+            w_pause_max = e->pause_us;
+    }
     s = json_pack("{s:s,s:s,s:b,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:b,s:b,s:b,s:I,s:o}", "domain",
                   vm->p.name, "state", state_names[r->state], "rpo_zero",
                   r->state == R_PROTECTED, "interval_ms", (json_int_t)r->interval_ms,
@@ -992,6 +1005,20 @@ json_t *vmm_remus_status(struct vmm *vm)
                   epochs);
     if (s && r->why[0] && r->state != R_PROTECTED)
         json_object_set_new(s, "reason", json_string(r->why));
+    w = n1s ? json_pack("{s:I,s:f,s:I,s:f,s:f,s:f,s:f}", "epochs", (json_int_t)n1s,
+                        "pause_us_avg", (double)w_pause / (double)n1s, "pause_us_max",
+                        (json_int_t)w_pause_max, "dirty_pages_avg", (double)w_dirty / (double)n1s,
+                        "bytes_avg", (double)w_bytes / (double)n1s, "send_ms_avg",
+                        (double)w_send / 1000.0 / (double)n1s, "ack_ms_avg",
+                        (double)w_ack / 1000.0 / (double)n1s)
+            : json_object();
+    if (s && w)
+        json_object_set_new(s, "last_second", w);
+    if (s)
+        json_object_set_new(s, "summary",
+                            json_string(r->state == R_PROTECTED ? "PROTECTED (RPO = 0)"
+                                        : r->state == R_SYNC    ? "SYNCING (not yet protected)"
+                                                                : "UNPROTECTED (RPO != 0)"));
     pthread_mutex_unlock(&r->lock);
     pthread_mutex_unlock(&g_lock);
     return s ? json_pack("{s:b,s:o}", "ok", 1, "remus", s) : errj("remus-status: out of memory");
