@@ -184,7 +184,10 @@ def main():
                 line += f" {qs:>11.2f} {qr:>11.2f} {t_save / qs:>7.2f} {t_rest / qr:>7.2f}"
             print(line, flush=True)
         finally:
-            sh([tandem, "destroy", "bsave"], env, check=False)
+            try:
+                sh([tandem, "destroy", "bsave"], env, check=False)
+            except OSError:
+                pass  # the CLI vanished (rebuilt meanwhile): the rundir goes below anyway
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

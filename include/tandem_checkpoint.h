@@ -1,4 +1,5 @@
-/* Save, restore and the checkpoint callbacks shared with migration and Remus (docs/checkpoint.md). */
+/* Save, restore and the checkpoint callbacks shared with migration and Remus (docs/checkpoint.md).
+ */
 #ifndef TANDEM_CHECKPOINT_H
 #define TANDEM_CHECKPOINT_H
 
@@ -18,10 +19,10 @@ struct tandem_save_progress {
     const char *step;  /* NULL, or the engine step just done: "suspend", "checkpoint", "postcopy" */
     uint64_t iter;     /* round, from 1 */
     uint64_t pages_sent, pages_total; /* within the current round */
-    uint64_t dirty;    /* last harvested dirty set (pages) */
-    uint64_t bytes;    /* stream bytes so far */
-    double rate_mbps;  /* MB/s (10^6 bytes/s) since the start */
-    uint64_t epoch;    /* with step: the checkpoint's epoch */
+    uint64_t dirty;                   /* last harvested dirty set (pages) */
+    uint64_t bytes;                   /* stream bytes so far */
+    double rate_mbps;                 /* MB/s (10^6 bytes/s) since the start */
+    uint64_t epoch;                   /* with step: the checkpoint's epoch */
 };
 /* Called on the caller's thread, at most ~10 times a second plus once per phase/step. */
 typedef void (*tandem_progress_cb)(const struct tandem_save_progress *p, void *opaque);
@@ -80,8 +81,9 @@ struct tandem_save_params {
     unsigned max_iters;      /* live: rounds at most (0 = VMM default 30) */
     unsigned downtime_ms;    /* live: target for the final copy (0 = VMM default 300) */
     unsigned bandwidth_mbps; /* MB/s cap, 0 = unlimited */
-    int timeout_ms;          /* longest silence from the VMM (0 = 60 s, env TANDEM_SAVE_TIMEOUT_MS) */
-    /* Configuration to store in the image instead of the domain's own (xl save's CONFIG), or NULL. */
+    int timeout_ms; /* longest silence from the VMM (0 = 60 s, env TANDEM_SAVE_TIMEOUT_MS) */
+    /* Configuration to store in the image instead of the domain's own (xl save's CONFIG), or NULL.
+     */
     const tandem_domain_config *config;
 };
 

@@ -1,4 +1,4 @@
-/* The library side of one checkpoint: hand the stream fd to the VMM's `save`, relay progress and steps. */
+/* One checkpoint from the library: stream fd to the VMM's `save`, progress and steps back. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,7 +15,10 @@
 #define SAVE_SILENCE_MS 60000
 
 const struct tandem_checkpoint_callbacks tandem_checkpoint_default_callbacks = {
-    NULL, NULL, NULL, NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static int64_t now_ms(void)
@@ -30,8 +33,8 @@ static int send_with_fd(int s, const char *text, int fd, int timeout_ms)
 {
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *cm;
 
     memset(cbuf, 0, sizeof(cbuf));

@@ -1,4 +1,4 @@
-/* Restore: validate an image, reserve the domain, start tandem-vmm --restore-fd, wait for it (docs/checkpoint.md). */
+/* Restore: validate the image, reserve the domain, run tandem-vmm --restore-fd, wait. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -343,8 +343,9 @@ int tandem_domain_restore_stream(tandem_ctx *ctx, int fd, const tandem_domain_co
         tdm_rundir_created(r.root, r.domid, r.creating_fd); /* LIVE, paused */
         r.creating_fd = -1;
         if (!(flags & TANDEM_RESTORE_PAUSED) && (rc = tandem_domain_unpause(ctx, r.domid))) {
-            tandem_error_prefix(ctx, "restore of '%s': the domain was restored but could not "
-                                     "be unpaused; destroyed it",
+            tandem_error_prefix(ctx,
+                                "restore of '%s': the domain was restored but could not "
+                                "be unpaused; destroyed it",
                                 r.name);
             tandem_domain_destroy(NULL, r.domid);
         }
@@ -404,7 +405,8 @@ int tandem_domain_restore(tandem_ctx *ctx, int fd, const char *config_path, unsi
     else
         rc = tandem_domain_config_from_json(ctx, &cfg, sum.config_json);
     if (rc) {
-        tandem_error_prefix(ctx, "restore: %s", config_path ? config_path : "the image's DOMAIN_CONFIG");
+        tandem_error_prefix(ctx, "restore: %s",
+                            config_path ? config_path : "the image's DOMAIN_CONFIG");
         goto out;
     }
     if (lseek(fd, 0, SEEK_SET) < 0) {

@@ -1,4 +1,5 @@
-/* tandem_domain_save: one checkpoint with the default callbacks (xl save / libxl_domain_suspend). */
+/* tandem_domain_save: one checkpoint with the default callbacks (xl save / libxl_domain_suspend).
+ */
 #include "domain_internal.h"
 #include "tandem_checkpoint.h"
 

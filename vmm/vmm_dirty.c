@@ -1,4 +1,4 @@
-/* Dirty-page tracking for checkpoints: KVM's dirty log of the RAM slot merged with the VMM's own bitmap. */
+/* Dirty pages for checkpoints: KVM's dirty log of the RAM slot OR the VMM's own bitmap. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* The checkpoint engine's receiver: read a stream, stage each state, apply it at CHECKPOINT (docs/checkpoint.md). */
+/* Checkpoint receiver: read a stream, stage each state, apply it at CHECKPOINT. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +173,7 @@ static int on_config(struct rst *s)
         rc = rec_fail(s,
                       "the image is of a domain with %llu MiB of memory, the configuration "
                       "given has %llu MiB",
-                      (unsigned long long)kb >> 10,
-                      (unsigned long long)(s->vm->mem.size >> 20));
+                      (unsigned long long)kb >> 10, (unsigned long long)(s->vm->mem.size >> 20));
     json_decref(j);
     return rc;
 }
@@ -316,7 +315,8 @@ static int finish(struct rst *s)
     s->rec = NULL;
     if (!s->ap.any)
         return rec_fail(s, "no complete state (CHECKPOINT) before END");
-    /* The clock page came with the pages; relocate() bumps its generation (the guest re-announces). */
+    /* The clock page came with the pages; relocate() bumps its generation (the guest re-announces).
+     */
     vm->clock = *page;
     vmm_clock_relocate(vm, s->ap.clock.guest_ns, vm->tsc_khz);
     for (unsigned k = 0; k < vm->num_devs; k++) {
@@ -331,8 +331,7 @@ static int finish(struct rst *s)
                             ret);
     }
     vmm_log("restore: applied epoch %llu; guest time continues at %llu ms (clock generation %llu)",
-            (unsigned long long)s->ap.epoch,
-            (unsigned long long)(s->ap.clock.guest_ns / 1000000),
+            (unsigned long long)s->ap.epoch, (unsigned long long)(s->ap.clock.guest_ns / 1000000),
             (unsigned long long)vm->clock.generation);
     return 0;
 }

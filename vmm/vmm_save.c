@@ -28,7 +28,8 @@ struct save_opts {
     unsigned bandwidth_mbps; /* MB/s (10^6 bytes per second), 0 = unlimited */
     int compression;         /* enum tandem_stream_compression */
     bool leave_running;
-    char *config; /* DOMAIN_CONFIG to write instead of DIR/config.json (xl save's CONFIG), or NULL */
+    char
+        *config; /* DOMAIN_CONFIG to write instead of DIR/config.json (xl save's CONFIG), or NULL */
 };
 
 /*
@@ -133,9 +134,9 @@ static void progress(struct ckpt *c, bool force, const char *step)
         return;
     c->t_last_progress = now;
     p = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:f}", "phase", c->phase, "iter",
-                  (json_int_t)c->iterations, "pages_sent", (json_int_t)c->pages_sent,
-                  "pages_total", (json_int_t)c->pages_total, "dirty", (json_int_t)c->dirty_now,
-                  "bytes", (json_int_t)bytes, "rate_mbps", rate);
+                  (json_int_t)c->iterations, "pages_sent", (json_int_t)c->pages_sent, "pages_total",
+                  (json_int_t)c->pages_total, "dirty", (json_int_t)c->dirty_now, "bytes",
+                  (json_int_t)bytes, "rate_mbps", rate);
     if (p && step) {
         json_object_set_new(p, "step", json_string(step));
         json_object_set_new(p, "epoch", json_integer((json_int_t)c->epoch));
@@ -278,13 +279,13 @@ static int parse_opts(json_t *req, struct save_opts *o, char *err, size_t errlen
         return -1;
     }
     o->leave_running = json_is_true(v);
-#define UINT_ARG(key, field, max)                                                                 \
-    if ((v = json_object_get(req, key))) {                                                        \
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (max)) { \
-            snprintf(err, errlen, "save: \"%s\" must be an integer 0..%u", key, (unsigned)(max)); \
-            return -1;                                                                            \
-        }                                                                                         \
-        o->field = (unsigned)json_integer_value(v);                                               \
+#define UINT_ARG(key, field, max)                                                                  \
+    if ((v = json_object_get(req, key))) {                                                         \
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (max)) {   \
+            snprintf(err, errlen, "save: \"%s\" must be an integer 0..%u", key, (unsigned)(max));  \
+            return -1;                                                                             \
+        }                                                                                          \
+        o->field = (unsigned)json_integer_value(v);                                                \
     }
     UINT_ARG("max_iters", max_iters, 1000000u)
     UINT_ARG("downtime_ms", downtime_ms, 3600000u)
@@ -597,9 +598,9 @@ json_t *vmm_save_request(struct vmm *vm, int client, json_t *req, const int *fds
         goto out;
     }
     pthread_mutex_unlock(&vm->lock);
-    vmm_log("save: %s%s, compression %d, downtime %u ms, max %u rounds, %u MB/s", c->o.live ? "live" : "non-live",
-            c->o.leave_running ? ", leave running" : "", c->o.compression, c->o.downtime_ms,
-            c->o.max_iters, c->o.bandwidth_mbps);
+    vmm_log("save: %s%s, compression %d, downtime %u ms, max %u rounds, %u MB/s",
+            c->o.live ? "live" : "non-live", c->o.leave_running ? ", leave running" : "",
+            c->o.compression, c->o.downtime_ms, c->o.max_iters, c->o.bandwidth_mbps);
 
     /* The engine's steps in order. A non-live save suspends before sending anything. */
     if (ckpt_open(c, fds[0]) < 0)
@@ -618,10 +619,9 @@ done:
     if (ok) {
         uint64_t down = c->t_done - c->t_suspend;
         reply = json_pack("{s:b,s:{s:I,s:I,s:I,s:I,s:I}}", "ok", 1, "stats", "total_ms",
-                          (json_int_t)((c->t_done - c->t_start) / 1000000),
-                          "downtime_ms", (json_int_t)(down / 1000000), "bytes",
-                          (json_int_t)bytes_now(c), "pages", (json_int_t)c->pages_all,
-                          "iterations", (json_int_t)c->iterations);
+                          (json_int_t)((c->t_done - c->t_start) / 1000000), "downtime_ms",
+                          (json_int_t)(down / 1000000), "bytes", (json_int_t)bytes_now(c), "pages",
+                          (json_int_t)c->pages_all, "iterations", (json_int_t)c->iterations);
         json_object_set_new(json_object_get(reply, "stats"), "downtime_us",
                             json_integer((json_int_t)(down / 1000)));
         vmm_log("save: done, %llu bytes in %llu ms (downtime %llu us), %llu rounds",

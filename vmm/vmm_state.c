@@ -1,4 +1,4 @@
-/* vCPU state capture and restore for checkpoints: regs, sregs2, XSAVE2, XCRs, MSRs, events, debugregs, MP state. */
+/* vCPU state for checkpoints: regs, sregs2, XSAVE2, XCRs, MSRs, events, debugregs, MP. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,8 +169,8 @@ static int take_fixed(void *dst, size_t size, const struct tandem_stream_block *
                       char *err, size_t errlen)
 {
     if (b->len != size) {
-        snprintf(err, errlen, "vCPU sub-block %u is %u bytes, this VMM expects %zu", b->tag,
-                 b->len, size);
+        snprintf(err, errlen, "vCPU sub-block %u is %u bytes, this VMM expects %zu", b->tag, b->len,
+                 size);
         return -1;
     }
     memcpy(dst, b->data, size);
@@ -207,8 +207,7 @@ int vmm_state_take_block(struct vmm_vcpu_state *s, const struct tandem_stream_bl
     case TANDEM_VCPU_EVENTS:
         return take_fixed(&s->events, sizeof(s->events), b, &s->have_events, err, errlen);
     case TANDEM_VCPU_DEBUGREGS:
-        return take_fixed(&s->debugregs, sizeof(s->debugregs), b, &s->have_debugregs, err,
-                          errlen);
+        return take_fixed(&s->debugregs, sizeof(s->debugregs), b, &s->have_debugregs, err, errlen);
     case TANDEM_VCPU_MP_STATE:
         return take_fixed(&s->mp_state, sizeof(s->mp_state), b, &s->have_mp_state, err, errlen);
     case TANDEM_VCPU_XSAVE:
@@ -229,8 +228,9 @@ int vmm_state_set(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t er
     }
     if (!s->xsave || !s->have_xcrs) {
         /* Without them the guest's vector registers would silently change. */
-        snprintf(err, errlen, "vCPU state lacks XSAVE or XCRS (needed for the guest's FPU and "
-                              "vector registers)");
+        snprintf(err, errlen,
+                 "vCPU state lacks XSAVE or XCRS (needed for the guest's FPU and "
+                 "vector registers)");
         return -1;
     }
     /* Order as measured to work (kvm-on-pvm-measurements.md §4): sregs, MSRs, regs, FPU, events. */
@@ -245,9 +245,9 @@ int vmm_state_set(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t er
     if (s->msrs) {
         uint32_t i, k = 0;
         if (s->msrs_len < sizeof(struct kvm_msrs) ||
-            s->msrs_len != sizeof(struct kvm_msrs) + s->msrs->nmsrs * sizeof(struct kvm_msr_entry)) {
-            snprintf(err, errlen, "MSRS sub-block length %u does not match its count",
-                     s->msrs_len);
+            s->msrs_len !=
+                sizeof(struct kvm_msrs) + s->msrs->nmsrs * sizeof(struct kvm_msr_entry)) {
+            snprintf(err, errlen, "MSRS sub-block length %u does not match its count", s->msrs_len);
             return -1;
         }
         for (i = 0; i < s->msrs->nmsrs; i++)
@@ -298,8 +298,9 @@ int vmm_state_set(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t er
         return -1;
     }
     if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &s->xcrs) < 0) {
-        snprintf(err, errlen, "KVM_SET_XCRS (XCR0 0x%llx; does this host's CPU lack a feature "
-                              "of the saving host?): %s",
+        snprintf(err, errlen,
+                 "KVM_SET_XCRS (XCR0 0x%llx; does this host's CPU lack a feature "
+                 "of the saving host?): %s",
                  (unsigned long long)s->xcrs.xcrs[0].value, strerror(errno));
         return -1;
     }

@@ -1,4 +1,5 @@
-/* Unit tests of lib/domain_restore.c and lib/domain_checkpoint.c that need no KVM: validation, rollback. */
+/* Unit tests of lib/domain_restore.c and lib/domain_checkpoint.c that need no KVM: validation,
+ * rollback. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -152,8 +153,8 @@ static void test_damaged_each_record(void **state)
         assert_int_equal(restore_file(ctx, bad, NULL, &domid), TANDEM_ERR_PROTO);
         snprintf(want, sizeof(want), "record %d", rec);
         if (!strstr(tandem_ctx_error(ctx), want) || !strstr(tandem_ctx_error(ctx), "offset"))
-            fail_msg("record %d: message '%s' lacks '%s' or the offset", rec,
-                     tandem_ctx_error(ctx), want);
+            fail_msg("record %d: message '%s' lacks '%s' or the offset", rec, tandem_ctx_error(ctx),
+                     want);
         assert_nothing_left();
         off += 16 + ((length + 7u) & ~7u);
         if (type == TANDEM_REC_END)
