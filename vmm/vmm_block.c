@@ -171,6 +171,10 @@ int vmm_block_flush(struct vmm_dev *d)
 {
     if (d->blk.readonly)
         return 0;
+    /* Remus: the writes become durable on the backup, which syncs them before it ACKs the
+     * epoch; the guest's output that depends on this flush waits for that ACK (docs/remus.md). */
+    if (__atomic_load_n(&d->blk.on_write, __ATOMIC_ACQUIRE))
+        return 0;
     if (fdatasync(d->blk.fd) < 0) {
         vmm_log("disk %s: fdatasync: %s", vdev_of(d), strerror(errno));
         return TANDEM_HC_EIO;

@@ -273,11 +273,14 @@ int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
 int vmm_diskhold_commit(struct vmm *vm, char *err, size_t errlen)
 {
     struct hold_write *h;
+    uint64_t synced = 0; /* bit per disk index written */
     int rc = 0;
 
     while ((h = hold_head)) {
         struct vmm_dev *d = disk_by_index(vm, h->disk);
         hold_head = h->next;
+        if (h->disk < 64)
+            synced |= 1ull << h->disk;
         if (!rc && d && vmm_block_write(d, h->offset, h->data, h->len) != 0) {
             snprintf(err, errlen, "disk %s: applying a write of %llu bytes at %llu failed",
                      d->blk.path, (unsigned long long)h->len, (unsigned long long)h->offset);
@@ -287,6 +290,14 @@ int vmm_diskhold_commit(struct vmm *vm, char *err, size_t errlen)
     }
     hold_tail = &hold_head;
     hold_bytes = 0;
+    /* Durable before the ACK: the primary skips the guest's flushes while protected. */
+    for (uint32_t i = 0; !rc && synced; i++, synced >>= 1) {
+        struct vmm_dev *d = disk_by_index(vm, i);
+        if ((synced & 1) && d && fdatasync(d->blk.fd) < 0) {
+            snprintf(err, errlen, "disk %s: fdatasync: %s", d->blk.path, strerror(errno));
+            rc = -1;
+        }
+    }
     return rc;
 }
 

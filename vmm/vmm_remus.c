@@ -26,6 +26,7 @@ static const char *const state_names[] = {"syncing", "protected", "unprotected",
 
 struct epoch_stat {
     uint64_t epoch, t_ns, pause_us, dirty, bytes, send_us, ack_us, held_frames;
+    uint64_t stop_us, capture_us; /* parts of pause_us: guest and I/O stopped; state copied */
 };
 
 /* Device state the receiver needs to hook a ring up again (same layout as vmm_save.c's). */
@@ -452,7 +453,7 @@ static bool run_epoch(struct remus *r)
     struct vmm *vm = r->vm;
     struct epoch_stat es = {0};
     struct vmm_netbuf_stats ns;
-    uint64_t t0, t1, t2, t3, bytes0, epoch;
+    uint64_t t0, t1, t2, t3, ts, tc, bytes0, epoch;
     bool was_paused, first;
 
     t0 = mono_ns();
@@ -462,12 +463,14 @@ static bool run_epoch(struct remus *r)
         end_protection(r, R_STOPPED, true);
         return false;
     }
+    ts = mono_ns();
     if (capture(r, &es.dirty) < 0) {
         resume(vm, was_paused);
         snprintf(r->why, sizeof(r->why), "capturing the state failed: %.400s", r->err);
         end_protection(r, R_UNPROTECTED, false);
         return false;
     }
+    tc = mono_ns();
     pthread_mutex_lock(&r->lock);
     epoch = ++r->epoch;
     first = r->state == R_SYNC;
@@ -509,6 +512,8 @@ static bool run_epoch(struct remus *r)
     es.epoch = epoch;
     es.t_ns = t0;
     es.pause_us = (t1 - t0) / 1000;
+    es.stop_us = (ts - t0) / 1000;
+    es.capture_us = (tc - ts) / 1000;
     es.bytes = tandem_stream_bytes(r->w) - bytes0;
     es.send_us = (t2 - t1) / 1000;
     es.ack_us = (t3 - t2) / 1000;
@@ -959,7 +964,7 @@ json_t *vmm_remus_status(struct vmm *vm)
     struct remus *r;
     json_t *s, *epochs;
     uint64_t now = mono_ns(), n1s = 0, w_pause = 0, w_pause_max = 0, w_dirty = 0, w_bytes = 0,
-             w_send = 0, w_ack = 0;
+             w_send = 0, w_ack = 0, w_stop = 0, w_capture = 0;
     json_t *w;
 
     pthread_mutex_lock(&g_lock);
@@ -991,6 +996,8 @@ json_t *vmm_remus_status(struct vmm *vm)
         w_bytes += e->bytes;
         w_send += e->send_us;
         w_ack += e->ack_us;
+        w_stop += e->stop_us;
+        w_capture += e->capture_us;
         if (e->pause_us > w_pause_max)
             w_pause_max = e->pause_us;
     }
@@ -1012,6 +1019,10 @@ json_t *vmm_remus_status(struct vmm *vm)
                         (double)w_send / 1000.0 / (double)n1s, "ack_ms_avg",
                         (double)w_ack / 1000.0 / (double)n1s)
             : json_object();
+    if (n1s && w) {
+        json_object_set_new(w, "stop_us_avg", json_real((double)w_stop / (double)n1s));
+        json_object_set_new(w, "capture_us_avg", json_real((double)w_capture / (double)n1s));
+    }
     if (s && w)
         json_object_set_new(s, "last_second", w);
     if (s)
