@@ -63,6 +63,7 @@ enum {
     OPT_LISTEN,
     OPT_TIMEOUT,
     OPT_QUERY,
+    OPT_ENCRYPT,
 };
 
 static int parse_uint(struct cli *cli, const char *cmd, const char *opt, const char *s,
@@ -134,6 +135,7 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
         {"tcp", required_argument, NULL, OPT_TCP},
         {"key-file", required_argument, NULL, OPT_KEYFILE},
         {"receiver", required_argument, NULL, OPT_RECEIVER},
+        {"encrypt", no_argument, NULL, OPT_ENCRYPT},
         {NULL, 0, NULL, 0},
     };
     struct tandem_migrate_params params = {0};
@@ -187,6 +189,9 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
         case OPT_RECEIVER:
             receiver = optarg;
             break;
+        case OPT_ENCRYPT:
+            params.encrypt = 1;
+            break;
         default:
             return cli_usage_error(cli, "migrate", "unknown option");
         }
@@ -199,6 +204,9 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
         if (shell || receiver)
             return cli_usage_error(cli, "migrate", "-s and --receiver do not go with --tcp");
     } else {
+        if (params.encrypt)
+            return cli_usage_error(cli, "migrate",
+                                   "--encrypt goes with --tcp (ssh encrypts the remote shell)");
         if (argc - optind != 2)
             return cli_usage_error(cli, "migrate", "give DOM and HOST");
         if (keyfile)

@@ -85,7 +85,7 @@ const struct cli_cmd cli_commands[] = {
     {"migrate", cmd_migrate,
      "[-s SSHCOMMAND] [-e] [-p] [--downtime MS] [--bandwidth MB/s] [--max-iters N]\n"
      "       [--compress none|lz4|zstd] [--copy-storage] [--receiver CMD] DOM HOST\n"
-     "   or: tandem migrate --tcp ADDR:PORT --key-file FILE [OPTIONS] DOM",
+     "   or: tandem migrate --tcp ADDR:PORT --key-file FILE [--encrypt] [OPTIONS] DOM",
      "Move a running domain to another host (live: pre-copy, then a short pause).",
      "  Runs SSHCOMMAND HOST RECEIVER on the sender (default: ssh HOST tandem migrate-receive)\n"
      "  and talks to it over its stdin/stdout (docs/migration.md).\n"
@@ -105,6 +105,8 @@ const struct cli_cmd cli_commands[] = {
      "                  path (size + sampled checksum are compared)\n"
      "  --tcp ADDR:PORT connect to `tandem migrate-receive --listen` directly; both sides\n"
      "                  prove they hold the key of --key-file FILE (libsodium HMAC)\n"
+     "  --encrypt       with --tcp: also seal the state stream (XChaCha20-Poly1305\n"
+     "                  secretstream); without it only the interlock messages are authenticated\n"
      "  If anything fails before the receiver holds the whole state, the domain keeps\n"
      "  running here. On success the copy here is destroyed. If the receiver's last word is\n"
      "  lost after it was told to run the domain, the remote command is run again with\n"

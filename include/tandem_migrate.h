@@ -99,6 +99,7 @@ struct tandem_migrate_params {
     int copy_storage;        /* copy disk contents while paused (docs/migration.md "Storage"):
                                 the receiver creates each disk file, which must not exist there */
     int leave_paused;        /* the receiver leaves the domain paused after the hand-over */
+    int encrypt;             /* seal the stream too (TCP only; docs/migration.md "Encryption") */
 };
 
 struct tandem_migrate_progress {

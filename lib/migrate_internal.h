@@ -168,6 +168,29 @@ int tdm_mig_read_raw(tandem_ctx *ctx, tandem_migrate_conn *conn, void *buf, size
  */
 int tdm_mig_disk_identity(const char *path, char out[160]);
 
+/* ---- stream encryption (lib/migrate_crypt.c), docs/migration.md "Encryption" ---- */
+
+struct tdm_mig_relay;
+
+/*
+ * Put a libsodium secretstream (XChaCha20-Poly1305, key derived from the
+ * session key) between the VMM and an authenticated TCP conn: *vmm_fd is
+ * the end to hand to the VMM (the caller closes its copy when the VMM is
+ * done with it). sealing 1 (sender): a thread encrypts what the VMM
+ * writes until it closes its end, then sends a FINAL chunk. sealing 0
+ * (receiver): a thread reads chunks, checks and decrypts them into
+ * *vmm_fd and stops after FINAL. TANDEM_ERR_INVAL without authentication.
+ */
+int tdm_mig_relay_start(tandem_ctx *ctx, tandem_migrate_conn *conn, int sealing,
+                        struct tdm_mig_relay **out, int *vmm_fd);
+/*
+ * Wait for the relay thread and free it. abort: the stream failed anyway;
+ * the connection is shut down to end the thread and 0 is returned.
+ * Otherwise the thread's error (a chunk that fails authentication is
+ * TANDEM_ERR_PERM, an early end TANDEM_ERR_IO). NULL is fine.
+ */
+int tdm_mig_relay_finish(tandem_ctx *ctx, struct tdm_mig_relay *r, int abort);
+
 /* Milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
 int64_t tdm_mig_now_ms(void);
 

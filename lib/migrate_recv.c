@@ -41,6 +41,7 @@ struct mrecv {
     struct tdm_mig_guard guard;
     json_t *disks; /* the sender's disk list (config phase) */
     int copy;      /* --copy-storage: we create and fill the disks */
+    int encrypt;   /* --encrypt: the stream arrives sealed (lib/migrate_crypt.c) */
     int *disk_fd;  /* per disk of `disks`: the file we created, -1 */
     size_t ndisk;
 };
@@ -368,6 +369,12 @@ static int phase_config(struct mrecv *r)
     if (rc)
         goto out;
     r->copy = json_is_true(json_object_get(msg, "copy_storage"));
+    r->encrypt = json_is_true(json_object_get(msg, "encrypt"));
+    if (r->encrypt && !r->conn->chan.auth) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_INVAL,
+                          "stream encryption needs the authenticated TCP transport");
+        goto out;
+    }
     r->disks = json_incref(json_object_get(msg, "disks"));
     if (!json_is_array(r->disks)) {
         rc = tandem_error(r->ctx, TANDEM_ERR_PROTO, "the config message lists no disks");
@@ -413,8 +420,9 @@ static int phase_ready(struct mrecv *r)
  */
 static int phase_stream(struct mrecv *r)
 {
+    struct tdm_mig_relay *relay = NULL;
     tandem_domain_config cfg;
-    int rc;
+    int rc, fd = r->conn->rfd;
 
     tandem_domain_config_init(&cfg);
     snprintf(guard_arg.incoming, sizeof(guard_arg.incoming), "%s", r->incoming);
@@ -437,8 +445,19 @@ static int phase_stream(struct mrecv *r)
         if (r->cfg.nics[i].bridge && !strchr(r->cfg.nics[i].bridge, '/'))
             forget_learned_mac(r->cfg.nics[i].bridge, r->cfg.nics[i].mac);
     say(r, "receiving the state of '%s' as '%s'", r->name, r->incoming);
-    rc = tandem_domain_restore_stream(r->ctx, r->conn->rfd, &cfg, TANDEM_RESTORE_PAUSED, 0,
-                                      &r->domid);
+    if (r->encrypt && (rc = tdm_mig_relay_start(r->ctx, r->conn, 0, &relay, &fd)))
+        goto out;
+    rc = tandem_domain_restore_stream(r->ctx, fd, &cfg, TANDEM_RESTORE_PAUSED, 0, &r->domid);
+    if (relay) {
+        int rrc;
+        close(fd); /* the VMM has its own copy, and is done with it */
+        rrc = tdm_mig_relay_finish(r->ctx, relay, rc != 0);
+        if (!rc && rrc) {
+            rc = rrc;
+            tandem_domain_destroy(NULL, r->domid); /* restored, but the stream was not sound */
+            r->domid = 0;
+        }
+    }
     if (rc)
         tandem_error_prefix(r->ctx, "restoring '%s' from the stream", r->name);
 out:

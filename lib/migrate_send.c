@@ -35,10 +35,12 @@ struct msend {
     const char *root;
     char *label;
     tandem_domain_config cfg;
-    int ctl;                    /* control connection of the running save, -1 */
-    struct tdm_mig_guard guard; /* resumes the source if we die before `go` */
-    int source_paused;          /* the save finished: the source waits for us */
-    int was_running;            /* else it was paused before: it stays paused whatever happens */
+    int ctl;       /* control connection of the running save, -1 */
+    int stream_fd; /* what the VMM writes the stream to: the connection or the relay */
+    struct tdm_mig_relay *relay; /* --encrypt */
+    struct tdm_mig_guard guard;  /* resumes the source if we die before `go` */
+    int source_paused;           /* the save finished: the source waits for us */
+    int was_running;             /* else it was paused before: it stays paused whatever happens */
     int64_t t_paused;
 };
 
@@ -147,8 +149,8 @@ static int phase_config(struct msend *m)
                               json_pack("{s:s,s:s,s:I,s:s}", "vdev", d->vdev ? d->vdev : "", "path",
                                         d->pdev_path, "size", (json_int_t)size, "identity", ident));
     }
-    msg = json_pack("{s:s,s:O,s:O,s:b}", "msg", "config", "config", cfgj, "disks", disks,
-                    "copy_storage", m->params->copy_storage);
+    msg = json_pack("{s:s,s:O,s:O,s:b,s:b}", "msg", "config", "config", cfgj, "disks", disks,
+                    "copy_storage", m->params->copy_storage, "encrypt", m->params->encrypt);
     if (!msg) {
         rc = tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot encode the configuration");
         goto out;
@@ -223,7 +225,7 @@ static int send_save_request(struct msend *m)
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &m->conn->wfd, sizeof(int));
+    memcpy(CMSG_DATA(cm), &m->stream_fd, sizeof(int));
     for (;;) {
         if (sendmsg(fd, &mh, MSG_NOSIGNAL) >= 0)
             break;
@@ -344,9 +346,13 @@ static int phase_stream(struct msend *m)
     int rc;
 
     report(m, "stream");
+    m->stream_fd = m->conn->wfd;
+    if (m->params->encrypt &&
+        (rc = tdm_mig_relay_start(m->ctx, m->conn, 1, &m->relay, &m->stream_fd)))
+        return rc;
     rc = send_save_request(m);
     if (rc)
-        return rc;
+        goto fail;
     guard_arg.domid = m->domid;
     if (m->was_running &&
         (rc = tdm_mig_guard_start(m->ctx, &m->guard, guard_resume_source, &guard_arg, m->ctl)))
@@ -358,8 +364,20 @@ static int phase_stream(struct msend *m)
     tdm_mig_guard_release_fd(&m->guard);
     m->source_paused = 1;
     m->t_paused = tdm_mig_now_ms();
+    if (m->relay) {
+        /* The VMM has closed its end: the relay sends what is left and the FINAL chunk. */
+        close(m->stream_fd);
+        rc = tdm_mig_relay_finish(m->ctx, m->relay, 0);
+        m->relay = NULL;
+        return rc; /* on failure the caller resumes the (paused) source */
+    }
     return 0;
 fail:
+    if (m->relay) {
+        close(m->stream_fd);
+        tdm_mig_relay_finish(m->ctx, m->relay, 1);
+        m->relay = NULL;
+    }
     shutdown(m->conn->wfd, SHUT_WR);
     if (m->conn->wfd != m->conn->rfd)
         close(m->conn->wfd), m->conn->wfd = -1;
@@ -578,7 +596,7 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
     /* Before the stream: a failure leaves the source untouched. */
     if ((rc = phase_hello(&m)) || (phase = "config", rc = phase_config(&m)) ||
         (phase = "ready", rc = phase_ready(&m)) || (phase = "stream", rc = phase_stream(&m)))
-        goto fail_before_handover;
+        goto fail_resume; /* resumes only if the save had finished (source_paused) */
     /* Source paused, receiver restoring: resume the source unless the receiver has it all. */
     phase = "have-state";
     if ((rc = phase_have_state(&m)))
@@ -617,7 +635,6 @@ fail_resume:
             tandem_ctx_free(c2);
         }
     }
-fail_before_handover:
     tandem_error_prefix(ctx, "migration failed in phase %s", phase);
     tdm_mig_send_error(conn, phase, tandem_ctx_error(ctx));
 out:

@@ -1,6 +1,6 @@
 #!/bin/bash
 # System test: the kvstore guest under tandem-kvclient load migrated primary -> backup through the
-# remote-shell path (ip netns exec) and back over authenticated TCP: the client sees no broken
+# remote-shell path (ip netns exec) and back over authenticated, encrypted TCP: the client sees no broken
 # connection or error, and no acknowledged write is lost.
 # usage: migrate_kv.sh TANDEM TANDEM-VMM GUEST-DIR TANDEM-KVCLIENT
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -38,12 +38,12 @@ echo "$out" | tail -1
 wait_console backup kvstore "generation|announc" 5 || echo "note: no announcement line on the console"
 sleep 2
 
-# 2. backup -> primary over TCP with the key.
+# 2. backup -> primary over TCP with the key, the stream sealed (--encrypt).
 on_host_bg primary "$T" migrate-receive --listen "$IP_PRIMARY:7400" --key-file "$KEY" --timeout 20 \
     >"$HOSTS_DIR/recv.out" 2>&1
 RECV_PID=$HOST_PID
 wait_tcp backup "$IP_PRIMARY:7400" 5 || fail "the TCP receiver does not listen"
-out=$(on_host backup "$T" migrate --tcp "$IP_PRIMARY:7400" --key-file "$KEY" kvstore 2>&1) ||
+out=$(on_host backup "$T" migrate --tcp "$IP_PRIMARY:7400" --key-file "$KEY" --encrypt kvstore 2>&1) ||
     fail "migrate back over TCP failed: $out; receiver: $(cat "$HOSTS_DIR/recv.out")"
 echo "$out" | tail -1
 wait "$RECV_PID" || fail "the TCP receiver failed: $(cat "$HOSTS_DIR/recv.out")"

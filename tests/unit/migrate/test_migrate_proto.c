@@ -5,7 +5,9 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -450,6 +452,177 @@ static void disk_samples(void **state)
     tandem_ctx_free(ctx);
 }
 
+/* ---- --encrypt relays: seal on one side, open on the other, with the bytes in between in hand */
+
+struct feed {
+    int fd;
+    const uint8_t *data;
+    size_t len;
+};
+
+static void *feed_main(void *arg)
+{
+    struct feed *f = arg;
+    size_t done = 0;
+    while (done < f->len) {
+        ssize_t n = write(f->fd, f->data + done, f->len - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    close(f->fd);
+    return NULL;
+}
+
+/* Seal len bytes of data: returns the ciphertext as it went over the wire (malloc'd). */
+static uint8_t *seal_bytes(const uint8_t *data, size_t len, const uint8_t key[32], size_t *clen)
+{
+    tandem_migrate_conn *c;
+    struct tdm_mig_relay *relay;
+    struct feed f = {.data = data, .len = len};
+    size_t cap = len + (1 << 20), have = 0;
+    uint8_t *ct = malloc(cap);
+    pthread_t t;
+    int sv[2], vfd;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(tdm_mig_conn_new(NULL, sv[0], sv[0], TDM_MIG_DIR_SENDER, "r", &c), 0);
+    c->chan.auth = 1;
+    memcpy(c->chan.key, key, 32);
+    assert_int_equal(tdm_mig_relay_start(NULL, c, 1, &relay, &vfd), 0);
+    f.fd = vfd;
+    pthread_create(&t, NULL, feed_main, &f);
+    for (;;) {
+        struct pollfd p = {.fd = sv[1], .events = POLLIN};
+        ssize_t n;
+        if (poll(&p, 1, 500) <= 0)
+            break;
+        n = read(sv[1], ct + have, cap - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(tdm_mig_relay_finish(NULL, relay, 0), 0);
+    close(sv[1]);
+    tandem_migrate_conn_close(c);
+    *clen = have;
+    return ct;
+}
+
+/* Open ciphertext: 0 and the plaintext in out (malloc'd), or the relay's error. */
+static int open_bytes(const uint8_t *ct, size_t clen, const uint8_t key[32], uint8_t **out,
+                      size_t *len, char *err, size_t errlen)
+{
+    tandem_migrate_conn *c;
+    struct tdm_mig_relay *relay;
+    struct feed f = {.data = ct, .len = clen};
+    size_t cap = clen, have = 0;
+    uint8_t *pt = malloc(cap);
+    tandem_ctx *ctx;
+    pthread_t t;
+    int sv[2], vfd, rc;
+
+    tandem_ctx_alloc(&ctx);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(tdm_mig_conn_new(NULL, sv[0], sv[0], TDM_MIG_DIR_RECEIVER, "s", &c), 0);
+    c->chan.auth = 1;
+    memcpy(c->chan.key, key, 32);
+    assert_int_equal(tdm_mig_relay_start(NULL, c, 0, &relay, &vfd), 0);
+    f.fd = sv[1];
+    pthread_create(&t, NULL, feed_main, &f);
+    for (;;) {
+        ssize_t n = read(vfd, pt + have, cap - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    close(vfd);
+    rc = tdm_mig_relay_finish(ctx, relay, 0);
+    snprintf(err, errlen, "%s", tandem_ctx_error(ctx));
+    /* A relay that refused the stream stops reading: closing its side ends the feeder. */
+    tandem_migrate_conn_close(c);
+    pthread_join(t, NULL); /* it closed sv[1] */
+    tandem_ctx_free(ctx);
+    *out = pt;
+    *len = have;
+    return rc;
+}
+
+/* Offsets of the sealed chunks after the 24-byte header (each: u32 length, then that many bytes).
+ */
+static size_t chunks(const uint8_t *ct, size_t clen, size_t *off, size_t max)
+{
+    size_t n = 0, o = 24;
+    while (o + 4 <= clen && n < max) {
+        off[n++] = o;
+        o += 4 + le32(ct + o);
+    }
+    assert_int_equal(o, clen);
+    return n;
+}
+
+static void stream_encryption(void **state)
+{
+    size_t len = 3 * (1 << 20) + 12345, clen, plen, off[4096], n, sum = 0;
+    uint8_t *data = malloc(len), *ct, *pt, key[32], other[32];
+    char err[256];
+
+    (void)state;
+    randombytes_buf(data, len);
+    memset(key, 3, sizeof(key));
+    memset(other, 4, sizeof(other));
+    ct = seal_bytes(data, len, key, &clen);
+    /* Header, then chunks of at most 1 MiB (+17 bytes of tag), the last one FINAL and empty. */
+    n = chunks(ct, clen, off, 4096);
+    assert_true(n >= 5);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(le32(ct + off[i]) >= 17 && le32(ct + off[i]) <= (1 << 20) + 17);
+        sum += le32(ct + off[i]) - 17;
+    }
+    assert_int_equal(sum, len);
+    assert_int_equal(le32(ct + off[n - 1]), 17);
+    assert_memory_not_equal(ct + off[0] + 4, data, 64); /* not in the clear */
+
+    assert_int_equal(open_bytes(ct, clen, key, &pt, &plen, err, sizeof(err)), 0);
+    assert_int_equal(plen, len);
+    assert_memory_equal(pt, data, len);
+    free(pt);
+
+    /* A flipped byte in the second chunk: refused; only the first chunk got through. */
+    ct[off[1] + 4 + 3] ^= 1;
+    assert_int_equal(open_bytes(ct, clen, key, &pt, &plen, err, sizeof(err)), TANDEM_ERR_PERM);
+    assert_non_null(strstr(err, "failed authentication"));
+    assert_int_equal(plen, le32(ct + off[0]) - 17);
+    free(pt);
+    ct[off[1] + 4 + 3] ^= 1;
+
+    /* Cut before FINAL: an early end, not a complete stream. */
+    assert_int_equal(open_bytes(ct, off[n - 1], key, &pt, &plen, err, sizeof(err)), TANDEM_ERR_IO);
+    assert_non_null(strstr(err, "ended early"));
+    free(pt);
+
+    /* The first chunk replayed in place of the second: refused. */
+    {
+        size_t c0 = off[1] - off[0], rest = clen - off[2];
+        uint8_t *re = malloc(24 + 2 * c0 + rest);
+        memcpy(re, ct, 24 + c0);
+        memcpy(re + 24 + c0, ct + off[0], c0);
+        memcpy(re + 24 + 2 * c0, ct + off[2], rest);
+        assert_int_equal(open_bytes(re, 24 + 2 * c0 + rest, key, &pt, &plen, err, sizeof(err)),
+                         TANDEM_ERR_PERM);
+        free(pt);
+        free(re);
+    }
+
+    /* Another session key: nothing opens. */
+    assert_int_equal(open_bytes(ct, clen, other, &pt, &plen, err, sizeof(err)), TANDEM_ERR_PERM);
+    assert_int_equal(plen, 0);
+    free(pt);
+    free(ct);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,9 +631,10 @@ int main(void)
         cmocka_unit_test(handshake_wrong_key), cmocka_unit_test(handshake_no_key),
         cmocka_unit_test(handshake_plain),     cmocka_unit_test(proofs_differ),
         cmocka_unit_test(shell_argv),          cmocka_unit_test(key_files),
-        cmocka_unit_test(disk_samples),
+        cmocka_unit_test(disk_samples),        cmocka_unit_test(stream_encryption),
     };
     if (sodium_init() < 0)
         return 1;
+    signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
