@@ -69,6 +69,14 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv); /* cmd_migrate.
 int cmd_remus(struct cli *cli, int argc, char **argv);           /* cmd_remus.c */
 int cmd_remus_receive(struct cli *cli, int argc, char **argv);   /* cmd_remus.c */
 int cmd_remus_status(struct cli *cli, int argc, char **argv);    /* cmd_remus.c */
+/*
+ * Start Remus protection of domid (cmd_remus.c): through `SHELL HOST RECEIVER`
+ * (NULLs: ssh, tandem remus-receive), or over PSK TCP to HOST when keyfile is
+ * given. Prints progress to stderr; returns the exit status (0 = PROTECTED).
+ */
+int cli_remus_protect(struct cli *cli, uint32_t domid, const char *label, const char *shell,
+                      const char *host, const char *receiver, const char *keyfile,
+                      const tandem_remus_info *info);
 
 /* Follow the console of domid (until it goes away or Ctrl-]); follow=0 prints the log so far. */
 int cli_console_attach(struct cli *cli, uint32_t domid, int follow); /* cmd_domain.c */

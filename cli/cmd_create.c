@@ -54,6 +54,16 @@ int cmd_create(struct cli *cli, int argc, char **argv)
     }
     fprintf(stderr, "Domain %s (domid %u) %s\n", cfg.c_info.name, domid,
             (flags & TANDEM_CREATE_PAUSED) ? "created, paused" : "created and running");
+    /* remus_backup = "HOST": protection from the start (docs/remus.md; the remote shell and
+     * receiver come from TANDEM_REMUS_SHELL / TANDEM_REMUS_RECEIVER, default ssh HOST). */
+    if (cfg.remus_backup &&
+        cli_remus_protect(cli, domid, cfg.c_info.name, getenv("TANDEM_REMUS_SHELL"),
+                          cfg.remus_backup, getenv("TANDEM_REMUS_RECEIVER"), NULL, &cfg.remus)) {
+        fprintf(stderr, "Domain %s runs UNPROTECTED: Remus to '%s' did not start\n",
+                cfg.c_info.name, cfg.remus_backup);
+        rc = 1;
+        goto out;
+    }
     rc = console ? cli_console_attach(cli, domid, 1) : 0;
 out:
     free(json);

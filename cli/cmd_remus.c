@@ -58,15 +58,11 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *tcp = NULL, *keyfile = NULL;
-    uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
-    tandem_migrate_conn *conn = NULL;
     tandem_remus_info info;
-    const char *shell = NULL, *receiver = DEFAULT_RECEIVER, *host;
-    char **rargv = NULL, *extra[1] = {NULL};
-    int opt, to = -1, from = -1, rc = 1;
+    const char *shell = NULL, *receiver = DEFAULT_RECEIVER;
+    int opt, rc;
     bool force = false;
     uint32_t domid;
-    pid_t child = -1;
 
     tandem_remus_info_init(&info);
     optind = 1;
@@ -134,16 +130,33 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, "remus", tcp ? "with --tcp give only DOM" : "expected DOM HOST");
     if (tandem_domain_lookup(cli->ctx, argv[optind], &domid))
         return cli_fail_ctx(cli, NULL);
-    host = optind + 1 < argc ? argv[optind + 1] : "";
-    if (tcp) {
+    rc = cli_remus_protect(cli, domid, argv[optind], shell,
+                           tcp ? tcp : optind + 1 < argc ? argv[optind + 1] : "", receiver,
+                           keyfile, &info);
+    tandem_remus_info_dispose(&info);
+    return rc;
+}
+
+int cli_remus_protect(struct cli *cli, uint32_t domid, const char *label, const char *shell,
+                      const char *host, const char *receiver, const char *keyfile,
+                      const tandem_remus_info *info)
+{
+    char **rargv = NULL, *extra[1] = {NULL};
+    uint8_t key[TANDEM_MIGRATE_KEY_BYTES];
+    tandem_migrate_conn *conn = NULL;
+    int to = -1, from = -1, rc = 1;
+    pid_t child = -1;
+
+    if (!receiver)
+        receiver = DEFAULT_RECEIVER;
+    if (keyfile) {
         if (tandem_migrate_key_load(cli->ctx, keyfile, key) ||
-            tandem_migrate_conn_connect(cli->ctx, tcp, key, &conn)) {
+            tandem_migrate_conn_connect(cli->ctx, host, key, &conn)) {
             cli_fail_ctx(cli, "remus");
             goto out;
         }
         tandem_remus_conn_fds(conn, &from, &to);
-        host = tcp;
-    } else if (!tandem_defbool_val(info.blackhole, 0)) {
+    } else if (!tandem_defbool_val(info->blackhole, 0)) {
         if (tandem_migrate_shell_argv(cli->ctx, shell, host, receiver, extra, &rargv))
             return cli_fail_ctx(cli, "remus");
         child = spawn_shell(rargv, &to, &from);
@@ -152,14 +165,14 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
             goto out;
         }
     }
-    fprintf(stderr, "remus: protecting domain %s (%u)%s%s ...\n", argv[optind], domid,
+    fprintf(stderr, "remus: protecting domain %s (%u)%s%s ...\n", label, domid,
             host[0] ? " on " : "", host);
-    if (tandem_domain_remus_start(cli->ctx, &info, domid, to, from, 0)) {
+    if (tandem_domain_remus_start(cli->ctx, info, domid, to, from, 0)) {
         cli_fail_ctx(cli, "remus");
         goto out;
     }
-    fprintf(stderr, "remus: domain %s is PROTECTED (see `tandem remus-status %s`)\n",
-            argv[optind], argv[optind]);
+    fprintf(stderr, "remus: domain %s is PROTECTED (see `tandem remus-status %s`)\n", label,
+            label);
     rc = 0;
 out:
     /* The VMM holds its own copies of the channel now; the receiver runs on by itself. */
@@ -174,7 +187,6 @@ out:
     /* On failure the receiver sees the end of its input and exits by itself (no failover
      * without a complete checkpoint); it is not killed, so that it can say so. */
     tandem_migrate_argv_free(rargv);
-    tandem_remus_info_dispose(&info);
     return rc;
 }
 

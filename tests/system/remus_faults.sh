@@ -5,7 +5,8 @@
 #  2. backup killed: the primary keeps serving, remus-status says unprotected (RPO != 0);
 #  3. the whole primary host deleted (kill_host): the backup takes over, nothing acknowledged lost;
 #  4. initial sync cut short: primary killed -> the backup does not take over;
-#     backup killed -> `tandem remus` fails and the primary serves on.
+#     backup killed -> `tandem remus` fails and the primary serves on;
+#  5. remus_backup = "HOST" in the configuration protects the domain from its creation.
 # usage: remus_faults.sh TANDEM TANDEM-VMM GUEST-DIR TANDEM-KVCLIENT
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/remus_lib.sh"
@@ -144,6 +145,22 @@ ms=$(one_request_ms)
 st=$(rm_status primary)
 echo "$st" | grep -q '"rpo_zero": false' || fail "status after a failed sync: $st"
 echo "4b. backup killed during the initial sync: remus failed, the primary answers in $ms ms"
+
+# ---- 5. remus_backup in the configuration: protected from creation ------------------------------------
+fresh
+on_host primary "$T" destroy kvstore >/dev/null 2>&1
+# The "remote shell" drops HOST and runs the receiver in the backup namespace.
+printf '#!/bin/sh\nshift\nexec ip netns exec %s env TANDEM_RUNDIR=%s TANDEM_VMM=%s "$@"\n' \
+    "$NS_BACKUP" "$RUNDIR_BACKUP" "$TANDEM_VMM" >"$HOSTS_DIR/toback.sh"
+chmod +x "$HOSTS_DIR/toback.sh"
+on_host primary env TANDEM_REMUS_SHELL="$HOSTS_DIR/toback.sh" \
+    TANDEM_REMUS_RECEIVER="$T remus-receive --disk-map $PDISK=$BDISK" \
+    "$T" create "$NG_EXAMPLES/kvstore.cfg" "kernel=\"$G/kvstore.elf\"" "memory=64" \
+    "extra=\"ip=$RM_IP/24 ip6=fd99::100/64 port=7000\"" "disk=[\"$PDISK,raw,xvda,rw\"]" \
+    'vif=["bridge=br0"]' 'remus_backup="backup"' 2>"$HOSTS_DIR/create.err" ||
+    fail "create with remus_backup failed: $(cat "$HOSTS_DIR/create.err")"
+rm_status primary | grep -q '"state": "protected"' || fail "remus_backup: not protected: $(rm_status primary)"
+echo "5. remus_backup = \"backup\": $(grep PROTECTED "$HOSTS_DIR/create.err")"
 
 # ---- 3. the primary host deleted ---------------------------------------------------------------------
 fresh
