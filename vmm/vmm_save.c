@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -229,20 +230,61 @@ static bool page_is_zero(const uint8_t *p)
 /*
  * First round: every page that was ever touched. The receiver starts from
  * zeroed memory, so all-zero pages are left out entirely: an idle 1 GiB
- * guest's image holds only the pages it used.
+ * guest's image holds only the pages it used. Zero pages are found by
+ * reading RAM through the memfd in 1 MiB pieces: through the mapping,
+ * every page the VMM never touched costs a page fault (an idle 1 GiB
+ * guest took 0.57 s to scan that way, 0.085 s through the fd).
  */
+#define SCAN_CHUNK (1u << 20)
+
 static int send_touched(struct ckpt *c)
 {
-    uint64_t pfn, pages = c->vm->mem.size / PAGE_SIZE;
+    struct vmm_mem *m = &c->vm->mem;
+    uint64_t pages = m->size / PAGE_SIZE, words = (pages + 63) / 64, off, i;
+    uint64_t *touched = calloc(words ? words : 1, sizeof(uint64_t));
+    uint8_t *buf = malloc(SCAN_CHUNK);
+    int rc = -1;
 
     c->pages_total = 0;
-    for (pfn = 0; pfn < pages; pfn++)
-        if (!page_is_zero(c->vm->mem.base + pfn * PAGE_SIZE))
-            c->pages_total++;
-    for (pfn = 0; pfn < pages; pfn++)
-        if (!page_is_zero(c->vm->mem.base + pfn * PAGE_SIZE) && add_page(c, pfn) < 0)
-            return -1;
-    return flush_batch(c);
+    c->pages_sent = 0;
+    if (!touched || !buf) {
+        fail(c, "out of memory for the page scan");
+        goto out;
+    }
+    for (off = 0; off < m->size; off += SCAN_CHUNK) {
+        size_t len = m->size - off < SCAN_CHUNK ? (size_t)(m->size - off) : SCAN_CHUNK;
+        ssize_t n = pread(m->fd, buf, len, (off_t)off);
+
+        if (n != (ssize_t)len) {
+            fail(c, "reading guest memory at 0x%llx: %s", (unsigned long long)off,
+                 n < 0 ? strerror(errno) : "short read");
+            goto out;
+        }
+        for (size_t p = 0; p < len; p += PAGE_SIZE)
+            if (!page_is_zero(buf + p)) {
+                uint64_t pfn = (off + p) / PAGE_SIZE;
+                touched[pfn / 64] |= 1ull << (pfn % 64);
+                c->pages_total++;
+            }
+    }
+    progress(c, true, NULL); /* the round's size is known now */
+    for (i = 0; i < words; i++) {
+        uint64_t w = touched[i];
+        while (w) {
+            int b = __builtin_ctzll(w);
+            w &= w - 1;
+            if (add_page(c, i * 64 + (uint64_t)b) < 0)
+                goto out;
+        }
+    }
+    if (flush_batch(c) < 0)
+        goto out;
+    progress(c, true, NULL); /* round complete */
+    rc = 0;
+out:
+    free(touched);
+    free(buf);
+    return rc;
 }
 
 /* Every page in the merged dirty bitmap, zero or not (it may have been cleared since). */
@@ -260,7 +302,10 @@ static int send_dirty(struct ckpt *c)
                 return -1;
         }
     }
-    return flush_batch(c);
+    if (flush_batch(c) < 0)
+        return -1;
+    progress(c, true, NULL); /* round complete */
+    return 0;
 }
 
 static int parse_opts(json_t *req, struct save_opts *o, char *err, size_t errlen)
@@ -391,7 +436,6 @@ static int ckpt_precopy(struct ckpt *c)
     if (vmm_dirty_start(c->vm, &c->dirty, c->err, sizeof(c->err)) < 0)
         return -1;
     c->iterations = 1;
-    progress(c, true, NULL);
     if (send_touched(c) < 0)
         return -1;
     for (;;) {
@@ -482,7 +526,6 @@ static int ckpt_capture(struct ckpt *c)
             return -1;
     } else {
         c->iterations = 1;
-        progress(c, true, NULL);
         if (send_touched(c) < 0)
             return -1;
     }

@@ -39,6 +39,11 @@ expect_fail "exists" "$T" restore "$W/sc2.img"
 [ "$(ls "$TANDEM_RUNDIR/domains" | wc -l)" = "$n_before" ] || fail "refused restore left a folder"
 sleep 1
 no_mismatch sc || fail "statecheck mismatch after save -c"
+# On a terminal: a progress line (phase, round, percent, MB, MB/s) rewritten with \r.
+if command -v script >/dev/null; then
+    out=$(script -qec "'$T' save -c sc '$W/tty.img'" /dev/null) || fail "save on a tty: $out"
+    case "$out" in *$'\r'"saving: "*round*%*MB/s*) ;; *) fail "no progress line on a tty: $out" ;; esac
+fi
 
 # 3. [CONFIG] replaces the embedded configuration (new name); a different memory size is refused.
 sed -e 's/^name = .*/name = "sc3"/' "$LC_CFG" >"$W/sc3.cfg"
