@@ -22,16 +22,20 @@ fresh() {
     truncate -s 0 "$PDISK" "$BDISK" && truncate -s 16M "$PDISK" "$BDISK"
 }
 
-kv_run() { # kv_run SECS: the client's summary line (8 connections, closed loop)
-    on_host client "$CLIENT" --server "$RM_ADDR" --conns 8 --duration "$1" --timeout 5000 --quiet 2>/dev/null | tail -1
+kv_run() { # kv_run SECS: the client's summary line ($CONNS connections, closed loop)
+    on_host client "$CLIENT" --server "$RM_ADDR" --conns "$CONNS" --duration "$1" --timeout 5000 --quiet 2>/dev/null | tail -1
 }
 
 field() { echo "$1" | sed -n "s|.* $2: \([0-9.]*\).*|\1|p;s|^$2: \([0-9.]*\).*|\1|p" | head -1; }
 
-echo "== kvstore, 8 connections, $SECS s per point: unprotected vs protected (same domain)"
+for point in 8:10 8:40 8:100 64:40; do
+CONNS=${point%%:*}
+hz=${point##*:}
+if [ "$point" = 8:10 ] || [ "$point" = 64:40 ]; then
+echo "== kvstore, $CONNS connections, $SECS s per point: unprotected vs protected (same domain)"
 printf "%-6s %12s %12s %7s %9s %9s %9s %9s %11s %11s\n" rate "ops/s unprot" "ops/s prot" ratio \
     "p50 us" "p50 prot" "p99 us" "p99 prot" "pause avg" "dirty/ep"
-for hz in 10 40 100; do
+fi
     fresh
     rm_create
     base=$(kv_run "$SECS")
@@ -45,7 +49,7 @@ for hz in 10 40 100; do
         "$(field "$prot" p50_us)" "$(field "$base" p99_us)" "$(field "$prot" p99_us)" \
         "$(echo "$st" | jget pause_us_avg | cut -d. -f1)" "$(echo "$st" | jget dirty_pages_avg | cut -d. -f1)" \
         "$(echo "$st" | jget achieved_hz | cut -d. -f1)"
-    echo "       send $(echo "$st" | jget send_ms_avg) ms, ack $(echo "$st" | jget ack_ms_avg) ms, $(echo "$st" | jget bytes_avg | cut -d. -f1) bytes per epoch, pause max $(echo "$st" | jget pause_us_max) us"
+    echo "       kick $(echo "$st" | jget kick_us_avg | cut -d. -f1) us + capture $(echo "$st" | jget capture_us_avg | cut -d. -f1) us of the pause, max $(echo "$st" | jget pause_us_max) us; send $(echo "$st" | jget send_ms_avg | cut -c1-5) ms, ack $(echo "$st" | jget ack_ms_avg | cut -c1-5) ms, $(echo "$st" | jget bytes_avg | cut -d. -f1) bytes per epoch"
 done
 
 echo "== idle guest: highest checkpoint rate (-i 1)"

@@ -27,6 +27,7 @@ static const char *const state_names[] = {"syncing", "protected", "unprotected",
 struct epoch_stat {
     uint64_t epoch, t_ns, pause_us, dirty, bytes, send_us, ack_us, held_frames;
     uint64_t stop_us, capture_us; /* parts of pause_us: guest and I/O stopped; state copied */
+    uint64_t kick_us;             /* part of stop_us: the vCPU out of guest code */
 };
 
 /* Device state the receiver needs to hook a ring up again (same layout as vmm_save.c's). */
@@ -159,15 +160,20 @@ static void early_end(struct vmm *vm)
 
 /* ---- pause / resume --------------------------------------------------------------------------- */
 
+static uint64_t last_kick_ns; /* how long the last suspend waited for the vCPU (telemetry) */
+
 /* Stop the vCPU and the I/O thread; *was_paused tells whether someone else had paused it. */
 static bool suspend(struct vmm *vm, bool *was_paused)
 {
+    uint64_t t0;
     bool done;
 
     pthread_mutex_lock(&vm->lock);
     *was_paused = vm->want_pause;
     pthread_mutex_unlock(&vm->lock);
+    t0 = mono_ns();
     vmm_run_pause(vm);
+    last_kick_ns = mono_ns() - t0;
     vmm_io_suspend(vm);
     pthread_mutex_lock(&vm->lock);
     done = vm->vcpu_done;
@@ -513,6 +519,7 @@ static bool run_epoch(struct remus *r)
     es.t_ns = t0;
     es.pause_us = (t1 - t0) / 1000;
     es.stop_us = (ts - t0) / 1000;
+    es.kick_us = last_kick_ns / 1000;
     es.capture_us = (tc - ts) / 1000;
     es.bytes = tandem_stream_bytes(r->w) - bytes0;
     es.send_us = (t2 - t1) / 1000;
@@ -964,7 +971,7 @@ json_t *vmm_remus_status(struct vmm *vm)
     struct remus *r;
     json_t *s, *epochs;
     uint64_t now = mono_ns(), n1s = 0, w_pause = 0, w_pause_max = 0, w_dirty = 0, w_bytes = 0,
-             w_send = 0, w_ack = 0, w_stop = 0, w_capture = 0;
+             w_send = 0, w_ack = 0, w_stop = 0, w_capture = 0, w_kick = 0;
     json_t *w;
 
     pthread_mutex_lock(&g_lock);
@@ -998,6 +1005,7 @@ json_t *vmm_remus_status(struct vmm *vm)
         w_ack += e->ack_us;
         w_stop += e->stop_us;
         w_capture += e->capture_us;
+        w_kick += e->kick_us;
         if (e->pause_us > w_pause_max)
             w_pause_max = e->pause_us;
     }
@@ -1022,6 +1030,7 @@ json_t *vmm_remus_status(struct vmm *vm)
     if (n1s && w) {
         json_object_set_new(w, "stop_us_avg", json_real((double)w_stop / (double)n1s));
         json_object_set_new(w, "capture_us_avg", json_real((double)w_capture / (double)n1s));
+        json_object_set_new(w, "kick_us_avg", json_real((double)w_kick / (double)n1s));
     }
     if (s && w)
         json_object_set_new(s, "last_second", w);
