@@ -43,3 +43,9 @@ bash "$(dirname "$0")/bench_dev.sh" "$BUILD" 3
 # Needs /dev/kvm (prints "skipped" otherwise); QEMU columns only when qemu-system-x86_64 exists.
 echo "== live migration"
 python3 "$(dirname "$0")/bench_migrate.py" "$BUILD" || echo "bench_migrate: failed (status $?)"
+
+# --- Remus (bench_remus.sh, docs/remus.md "Measured"): kvstore unprotected vs protected at
+# 10/40/100 Hz, idle checkpoint rate, pause vs dirty pages (memdirty), failover time, then a soak of
+# REMUS_SOAK primary kills (default 50). Needs root and /dev/kvm (prints "SKIP" otherwise).
+echo "== remus"
+bash "$(dirname "$0")/bench_remus.sh" "$BUILD" 4 "${REMUS_SOAK:-50}" || echo "bench_remus: failed (status $?)"
