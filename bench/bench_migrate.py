@@ -11,6 +11,7 @@ Method, per size S (both "hosts" are runtime directories on this machine; the st
 - idle: the ticker guest, created paused; the bench writes random bytes (one 64 MiB block from
   os.urandom, repeated) into guest RAM from 16 MiB to S-2 MiB through the VMM's memfd, then
   unpauses it, so nearly every page must cross;
+- idle+enc: the same with --encrypt (the stream sealed with secretstream);
 - memdirty: the memdirty guest (pages=25600/s, 100 MB/s, over a 64 MiB working set), filled the
   same way before it starts;
 - reported: total time and downtime from the sender's statistics (the VMM's save: start to END
@@ -45,7 +46,7 @@ def free_port():
     return port
 
 
-def tandem_run(tandem, vmm, kernel, cmdline, size, block, tmp):
+def tandem_run(tandem, vmm, kernel, cmdline, size, block, tmp, extra=()):
     a = dict(os.environ, TANDEM_RUNDIR=os.path.join(tmp, "a"), TANDEM_VMM=vmm)
     b = dict(os.environ, TANDEM_RUNDIR=os.path.join(tmp, "b"), TANDEM_VMM=vmm)
     key = os.path.join(tmp, "key")
@@ -71,7 +72,12 @@ def tandem_run(tandem, vmm, kernel, cmdline, size, block, tmp):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.3)
         t0 = time.monotonic()
-        out = sh([tandem, "migrate", "--tcp", f"127.0.0.1:{port}", "--key-file", key, "bmig"], a)
+        try:
+            out = sh([tandem, "migrate", "--tcp", f"127.0.0.1:{port}", "--key-file", key, *extra,
+                      "bmig"], a)
+        except RuntimeError as e:
+            recv.kill()
+            raise RuntimeError(f"{e}\nreceiver: {recv.communicate()[1].strip()}") from None
         wall = time.monotonic() - t0
         recv.wait(timeout=60)
         m = FINAL.search(out.stderr)
@@ -162,15 +168,16 @@ def main():
             q_ms, q_down, q_mb = best
             qrate = q_mb / (q_ms / 1000)
             qline = f" {q_ms:>8.0f} {q_down:>7} {q_mb:>8.1f} {qrate:>9.0f}"
-        for name, kernel, cmdline in (
-                ("idle", "ticker.elf", "count=100000"),
-                ("memdirty", "memdirty.elf", "pages=25600 mem=64 report=1000")):
+        for name, kernel, cmdline, extra in (
+                ("idle", "ticker.elf", "count=100000", ()),
+                ("idle+enc", "ticker.elf", "count=100000", ("--encrypt",)),
+                ("memdirty", "memdirty.elf", "pages=25600 mem=64 report=1000", ())):
             best = None
             for _ in range(repeat):
                 tmp = tempfile.mkdtemp(prefix="bmig.", dir="/tmp")
                 try:
                     r = tandem_run(tandem, vmm, os.path.join(guests, kernel), cmdline, size,
-                                   block, tmp)
+                                   block, tmp, extra)
                     if best is None or r[0] < best[0]:
                         best = r
                 finally:
