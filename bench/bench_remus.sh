@@ -69,7 +69,7 @@ for rate in 4000 20000 40000 100000; do
     sleep 2.2
     unprot=$(console primary memdirty | sed -n 's/.*rate \([0-9]*\) pages.*/\1/p' | tail -1)
     on_host primary "$T" remus -s "ip netns exec $NS_BACKUP env TANDEM_RUNDIR=$RUNDIR_BACKUP TANDEM_VMM=$TANDEM_VMM" \
-        -i 25 --timeout 2000 memdirty "" 2>/dev/null || fail "remus memdirty"
+        --receiver "$T remus-receive" -i 25 --timeout 2000 memdirty "" 2>/dev/null || fail "remus memdirty"
     sleep 2.2
     prot=$(console primary memdirty | sed -n 's/.*rate \([0-9]*\) pages.*/\1/p' | tail -1)
     st=$(on_host primary "$T" remus-status memdirty)

@@ -327,7 +327,20 @@ static void *ack_main(void *arg)
         uint64_t value, mono;
 
         while (got < sizeof(msg)) {
-            ssize_t n = read(r->recv_fd, msg + got, sizeof(msg) - got);
+            struct pollfd p = {.fd = r->recv_fd, .events = POLLIN};
+            ssize_t n;
+            bool stop;
+
+            /* Poll so that a stop is seen even while a live backup says nothing. */
+            if (poll(&p, 1, 100) == 0) {
+                pthread_mutex_lock(&r->lock);
+                stop = r->stop || r->state == R_UNPROTECTED || r->state == R_STOPPED;
+                pthread_mutex_unlock(&r->lock);
+                if (stop)
+                    return NULL;
+                continue;
+            }
+            n = read(r->recv_fd, msg + got, sizeof(msg) - got);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
@@ -376,6 +389,7 @@ static bool await_ack(struct remus *r, uint64_t epoch, unsigned timeout_ms)
     pthread_mutex_lock(&r->lock);
     while (r->acked < epoch && !r->backup_lost && !r->stop) {
         uint64_t due = r->last_heard_ns + (uint64_t)timeout_ms * 1000000ull;
+        uint64_t hb = mono_ns() + (uint64_t)r->heartbeat_ms * 1000000ull, until;
         struct timespec ts;
         if (mono_ns() >= due) {
             r->backup_lost = true;
@@ -384,9 +398,24 @@ static bool await_ack(struct remus *r, uint64_t epoch, unsigned timeout_ms)
                      timeout_ms, (unsigned long long)epoch);
             break;
         }
-        ts.tv_sec = (time_t)(due / 1000000000ull);
-        ts.tv_nsec = (long)(due % 1000000000ull);
-        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        until = hb < due ? hb : due;
+        ts.tv_sec = (time_t)(until / 1000000000ull);
+        ts.tv_nsec = (long)(until % 1000000000ull);
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT && until == hb &&
+            r->acked < epoch) {
+            /* A slow backup (its disk sync) must not take our wait for silence. */
+            uint64_t seq = ++r->hb_seq;
+            pthread_mutex_unlock(&r->lock);
+            if (tandem_stream_write_heartbeat(r->w, seq, mono_ns()) < 0 ||
+                tandem_stream_flush(r->w) < 0) {
+                pthread_mutex_lock(&r->lock);
+                r->backup_lost = true;
+                snprintf(r->why, sizeof(r->why), "heartbeat to the backup: %s",
+                         tandem_ctx_error(r->ctx));
+                break;
+            }
+            pthread_mutex_lock(&r->lock);
+        }
     }
     ok = r->acked >= epoch;
     pthread_mutex_unlock(&r->lock);
@@ -793,12 +822,10 @@ static void reap(struct remus *r)
     if (r->thread_started)
         pthread_join(r->thread, NULL);
     if (r->ack_started) {
-        /* The ACK reader blocks in read(): end it by shutting the channel down. */
-        shutdown(r->recv_fd, SHUT_RDWR);
-        if (r->recv_fd != r->send_fd) {
-            close(r->recv_fd);
-            r->recv_fd = -1;
-        }
+        /* The ACK reader polls and sees the protection has ended. */
+        pthread_mutex_lock(&r->lock);
+        r->stop = true;
+        pthread_mutex_unlock(&r->lock);
         pthread_join(r->ack_thread, NULL);
     }
     remus_free(r);
@@ -811,6 +838,7 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
     json_t *reply = NULL;
     const char *comp;
     enum vmm_state st;
+    enum remus_state rs;
     struct stat sb;
 
     (void)client;
@@ -819,9 +847,9 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
     pthread_mutex_unlock(&g_lock);
     if (r) {
         pthread_mutex_lock(&r->lock);
-        st = (enum vmm_state)r->state;
+        rs = r->state;
         pthread_mutex_unlock(&r->lock);
-        if ((enum remus_state)st == R_PROTECTED || (enum remus_state)st == R_SYNC)
+        if (rs == R_PROTECTED || rs == R_SYNC)
             return errj("remus: domain '%s' is already protected", vm->p.name);
         /* A finished protection: collect it before starting again. */
         pthread_mutex_lock(&g_lock);
@@ -841,7 +869,14 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
     if (!r)
         return errj("remus: out of memory");
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
+    {
+        /* Every timed wait here computes CLOCK_MONOTONIC deadlines. */
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     r->vm = vm;
     r->send_fd = r->recv_fd = -1;
     r->interval_ms = DEFAULT_INTERVAL_MS;
@@ -924,9 +959,9 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
     pthread_mutex_lock(&r->lock);
     while (r->state == R_SYNC)
         pthread_cond_wait(&r->cond, &r->lock);
-    st = (enum vmm_state)r->state;
+    rs = r->state;
     pthread_mutex_unlock(&r->lock);
-    if ((enum remus_state)st != R_PROTECTED)
+    if (rs != R_PROTECTED)
         return errj("remus: the first checkpoint was not acknowledged: %s (the domain runs on, "
                     "unprotected)",
                     r->why);

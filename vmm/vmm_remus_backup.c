@@ -33,8 +33,7 @@ static struct {
     uint64_t committed, hb_seq;
     char why[256];
 } B = {.stream_fd = -1, .ack_fd = -1, .pipe_w = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
-       .wlock = PTHREAD_MUTEX_INITIALIZER,
-       .cond = PTHREAD_COND_INITIALIZER};
+       .wlock = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t mono_ns(void)
 {
@@ -199,6 +198,14 @@ int vmm_remus_backup_start(struct vmm *vm, int stream_fd, int ack_fd, unsigned t
     if (pipe2(p, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "remus: pipe: %s", strerror(errno));
         return -1;
+    }
+    {
+        /* hb_main's deadlines are CLOCK_MONOTONIC. */
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&B.cond, &ca);
+        pthread_condattr_destroy(&ca);
     }
     fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
     fcntl(ack_fd, F_SETFL, fcntl(ack_fd, F_GETFL) | O_NONBLOCK);

@@ -16,7 +16,7 @@ for run in $(seq 1 "$RUNS"); do
     # A fresh pair each run: both images empty and identical, no domain on either host.
     truncate -s 0 "$PDISK" "$BDISK" && truncate -s 16M "$PDISK" "$BDISK"
     rm_create
-    rm_protect -i 25 --timeout 300 --heartbeat 50
+    rm_protect -i 25 --timeout 1000 --heartbeat 50
     rm_status primary | grep -q '"state": "protected"' || fail "run $run: not protected: $(rm_status primary)"
     HIST="$RUNDIR_CLIENT/history.$run"
     rm_load "$HIST" 3

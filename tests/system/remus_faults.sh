@@ -101,7 +101,7 @@ echo "   the same with -n (no netbuf): ping ${p4n:-none} ms"
 
 # ---- 2. backup killed ------------------------------------------------------------------------------
 fresh
-rm_protect -i 25 --timeout 500 --heartbeat 50
+rm_protect -i 25 --timeout 1000 --heartbeat 50
 HIST="$RUNDIR_CLIENT/history.backupkill"
 rm_load "$HIST" 3
 sleep 1
@@ -164,7 +164,7 @@ echo "5. remus_backup = \"backup\": $(grep PROTECTED "$HOSTS_DIR/create.err")"
 
 # ---- 3. the primary host deleted ---------------------------------------------------------------------
 fresh
-rm_protect -i 25 --timeout 300 --heartbeat 50
+rm_protect -i 25 --timeout 1000 --heartbeat 50
 HIST="$RUNDIR_CLIENT/history.hostkill"
 rm_load "$HIST" 3
 sleep 1.2
