@@ -93,6 +93,9 @@ io:
     r->rc = TANDEM_ERR_IO;
     snprintf(r->err, sizeof(r->err), "encrypted stream to %s: %s", r->conn->peer, strerror(-e));
 out:
+    /* A relay that stops must not leave the VMM blocked on a full socketpair: its save fails. */
+    if (r->rc)
+        shutdown(r->local, SHUT_RDWR);
     free(plain);
     free(out);
     return NULL;
@@ -213,7 +216,11 @@ int tdm_mig_relay_finish(tandem_ctx *ctx, struct tdm_mig_relay *r, int abort)
     /* On abort the thread may sit in a read: end it by shutting the sockets. */
     if (abort) {
         shutdown(r->local, SHUT_RDWR);
-        shutdown(r->sealing ? r->conn->wfd : r->conn->rfd, SHUT_RDWR);
+        /* The receiver keeps its write side: its error message still reaches the sender. */
+        if (r->sealing)
+            shutdown(r->conn->wfd, SHUT_WR);
+        else
+            shutdown(r->conn->rfd, SHUT_RD);
     }
     if (r->started)
         pthread_join(r->thread, NULL);

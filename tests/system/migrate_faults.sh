@@ -190,6 +190,25 @@ heal_link backup
 sleep 1
 on_primary "link cut mid-stream"
 
+# 5b. The receiver's VMM is killed mid-stream with the stream sealed (--encrypt): both relays stop,
+# the sender's save fails at once and the source resumes.
+on_host_bg backup "$T" migrate-receive --listen "$IP_BACKUP:7403" --key-file "$KEY" --timeout 60 \
+    >"$HOSTS_DIR/recv.out" 2>&1
+rpid=$HOST_PID
+wait_tcp primary "$IP_BACKUP:7403" 5 || fail "the TCP receiver does not listen"
+on_host_bg primary "$T" migrate --bandwidth 1 --encrypt --tcp "$IP_BACKUP:7403" --key-file "$KEY" \
+    kvstore >"$OUT" 2>&1
+spid=$HOST_PID
+wait_until 30 pgrep -f -- "--domain-dir $RUNDIR_BACKUP/" >/dev/null || fail "no receiving VMM: $(cat "$OUT")"
+sleep 0.5
+kill -9 "$(pgrep -f -- "--domain-dir $RUNDIR_BACKUP/")"
+t0=$(date +%s)
+wait "$spid" && fail "receiving VMM killed: the sender reported success"
+[ $(($(date +%s) - t0)) -lt 30 ] || fail "the sender took $(($(date +%s) - t0)) s to notice"
+echo "receiving VMM killed (encrypted): sender says: $(tail -1 "$OUT")"
+wait "$rpid" && fail "receiving VMM killed: the receiver reported success"
+on_primary "receiving VMM killed mid-stream (--encrypt)"
+
 # 6. Wrong key on the TCP listener: both say so, nothing is created, the listener keeps listening.
 on_host_bg backup "$T" migrate-receive --listen "$IP_BACKUP:7401" --key-file "$KEY" --timeout 5 \
     >"$HOSTS_DIR/recv.out" 2>&1
