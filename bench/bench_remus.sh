@@ -60,8 +60,10 @@ sleep 2
 st=$(rm_status primary)
 echo "achieved $(echo "$st" | jget achieved_hz) Hz, pause avg $(echo "$st" | jget pause_us_avg) us, ack $(echo "$st" | jget ack_ms_avg) ms, dirty $(echo "$st" | jget dirty_pages_avg) pages/epoch"
 
-echo "== memdirty (4 MiB working set): pause vs dirty pages per epoch at 40 Hz, guest rate vs unprotected"
-printf "%-12s %10s %12s %12s %12s %12s\n" "asked pg/s" "dirty/ep" "pause avg us" "pause max us" "us/page" "guest ratio"
+# memdirty paces itself to the asked rate (and cannot report beyond its maximum), so "paced ok"
+# only says whether it still met the asked rate while protected; kvstore shows the slowdown.
+echo "== memdirty (4 MiB working set): pause vs dirty pages per epoch at 40 Hz"
+printf "%-12s %10s %12s %12s %12s %12s\n" "asked pg/s" "dirty/ep" "pause avg us" "pause max us" "us/page" "paced ok"
 for rate in 4000 20000 40000 100000; do
     fresh
     on_host primary "$T" create "$NG_EXAMPLES/memdirty.cfg" "kernel=\"$G/memdirty.elf\"" "memory=64" \
@@ -70,7 +72,7 @@ for rate in 4000 20000 40000 100000; do
     unprot=$(console primary memdirty | sed -n 's/.*rate \([0-9]*\) pages.*/\1/p' | tail -1)
     on_host primary "$T" remus -s "ip netns exec $NS_BACKUP env TANDEM_RUNDIR=$RUNDIR_BACKUP TANDEM_VMM=$TANDEM_VMM" \
         --receiver "$T remus-receive" -i 25 --timeout 2000 memdirty "" 2>/dev/null || fail "remus memdirty"
-    sleep 2.2
+    sleep 3.2
     prot=$(console primary memdirty | sed -n 's/.*rate \([0-9]*\) pages.*/\1/p' | tail -1)
     st=$(on_host primary "$T" remus-status memdirty)
     pa=$(echo "$st" | jget pause_us_avg)
@@ -83,7 +85,7 @@ done
 echo "== failover: primary VMM killed under load -> first successful request on the backup"
 fresh
 rm_create
-rm_protect -i 25 --timeout 200 --heartbeat 50
+rm_protect -i 25 --timeout 1000 --heartbeat 50
 pid=$(rm_vmm_pid primary)
 t0=$(date +%s%N)
 kill -9 "$pid"

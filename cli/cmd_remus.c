@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -185,7 +186,9 @@ out:
             close(from);
     }
     /* On failure the receiver sees the end of its input and exits by itself (no failover
-     * without a complete checkpoint); it is not killed, so that it can say so. */
+     * without a complete checkpoint); it is not killed, so that it can say why: wait a little. */
+    for (int i = 0; rc && child > 0 && i < 30 && waitpid(child, NULL, WNOHANG) == 0; i++)
+        usleep(100000);
     tandem_migrate_argv_free(rargv);
     return rc;
 }
