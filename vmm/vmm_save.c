@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,8 @@ struct ckpt {
     struct save_opts o;
     tandem_ctx *ctx;
     tandem_stream_writer *w;
+    int file_fd;     /* the stream fd when it is a regular file, else -1 */
+    uint64_t synced; /* stream bytes handed to writeback so far */
     struct vmm_dirty dirty;
     const char *phase; /* for error messages and progress */
     bool was_running, suspended, io_held;
@@ -198,6 +201,15 @@ static int flush_batch(struct ckpt *c)
     c->pages_sent += c->nbatch;
     c->pages_all += c->nbatch;
     c->nbatch = 0;
+    /*
+     * Into a file: start writeback every 64 MiB instead of letting dirty
+     * pages pile up until the kernel throttles us and the caller's fsync
+     * has all of it to wait for.
+     */
+    if (c->file_fd >= 0 && bytes_now(c) - c->synced >= (64u << 20)) {
+        (void)sync_file_range(c->file_fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint */
+        c->synced = bytes_now(c);
+    }
     throttle(c);
     progress(c, false, NULL);
     return 0;
@@ -396,6 +408,7 @@ static char *read_config(struct vmm *vm, size_t *len, char *err, size_t errlen)
 /* Start the stream: header and DOMAIN_CONFIG. */
 static int ckpt_open(struct ckpt *c, int fd)
 {
+    struct stat sb;
     struct tandem_stream_params sp = {
         .page_size = PAGE_SIZE,
         .kind = c->o.live ? TANDEM_STREAM_LIVE : TANDEM_STREAM_SAVE,
@@ -406,6 +419,7 @@ static int ckpt_open(struct ckpt *c, int fd)
     int rc;
 
     c->phase = "open";
+    c->file_fd = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? fd : -1;
     if (tandem_ctx_alloc(&c->ctx) < 0)
         return fail(c, "out of memory");
     if (tandem_stream_writer_open(c->ctx, fd, &sp, &c->w) < 0)
