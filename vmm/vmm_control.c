@@ -113,6 +113,7 @@ static json_t *info_json(struct vmm *vm)
     info.vcpu_online = 1;
     info.cpu_time_ns = vmm_run_cpu_time_ns(vm);
     info.vmm_pid = (int)getpid();
+    tandem_defbool_set(&info.protected_by_remus, vmm_remus_protected()); /* docs/remus.md */
     j = tandem_dominfo_gen_json(&info);
     info.name = NULL; /* borrowed */
     tandem_dominfo_dispose(&info);
