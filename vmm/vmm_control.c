@@ -274,6 +274,11 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
     else if (cmd && vmm_save_busy() && conflicts_with_save(cmd))
         reply = error_reply("%s: a save of domain '%s' is in progress; try again when it ends",
                             cmd, vm->p.name);
+    else if (cmd && strcmp(cmd, "save") == 0 && vmm_remus_active())
+        /* Both would own the dirty log: a save's would hide pages from the Remus backup. */
+        reply = error_reply("save: domain '%s' is protected by Remus; a save or migration must "
+                            "wait until protection ends (docs/remus.md)",
+                            vm->p.name);
     else if (cmd && strcmp(cmd, "save") == 0)
         later = !(reply = vmm_save_start(vm, fd, req, rfds, nrfds)); /* vmm_save.c */
     else if (req && json_is_object(req) &&

@@ -1001,6 +1001,22 @@ bool vmm_remus_protected(void)
     return p;
 }
 
+bool vmm_remus_active(void)
+{
+    struct remus *r;
+    bool p = false;
+
+    pthread_mutex_lock(&g_lock);
+    r = g_remus;
+    if (r) {
+        pthread_mutex_lock(&r->lock);
+        p = r->state == R_PROTECTED || r->state == R_SYNC;
+        pthread_mutex_unlock(&r->lock);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return p;
+}
+
 json_t *vmm_remus_status(struct vmm *vm)
 {
     struct remus *r;

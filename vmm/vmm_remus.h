@@ -113,6 +113,8 @@ json_t *vmm_remus_status(struct vmm *vm);
 void vmm_remus_shutdown(struct vmm *vm);
 /* Whether the domain is protected now (for `info`). */
 bool vmm_remus_protected(void);
+/* Whether a protection is syncing or running (it owns dirty logging then). */
+bool vmm_remus_active(void);
 
 /* ---- vmm_remus_backup.c: the backup. */
 /*

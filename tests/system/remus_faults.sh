@@ -98,6 +98,9 @@ wait
 echo "   the same with -n (no netbuf): ping ${p4n:-none} ms"
 [ -n "$p4n" ] && [ "$p4n" -lt 300 ] || fail "without netbuf the ping should not wait for the backup (${p4n:-no reply} ms)"
 ! on_host primary "$T" remus kvstore "" 2>/dev/null || fail "a second remus on a protected domain was accepted"
+out=$(on_host primary "$T" save kvstore "$HOSTS_DIR/kv.save" 2>&1) && fail "a save of a protected domain was accepted"
+echo "$out" | grep -q "protected by Remus" || fail "save of a protected domain: $out"
+echo "   a second remus and a save of the protected domain are refused"
 
 # ---- 2. backup killed ------------------------------------------------------------------------------
 fresh
