@@ -262,9 +262,10 @@ int vmm_state_set(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t er
          * this vCPU already holds changes nothing, so skip it and go on.
          */
         for (i = 0; i < k;) {
-            struct {
+            /* A one-entry kvm_msrs; a union keeps the flexible array at the end (clang). */
+            union {
                 struct kvm_msrs h;
-                struct kvm_msr_entry e;
+                uint8_t raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
             } one;
             int got;
 
@@ -282,9 +283,9 @@ int vmm_state_set(struct vmm *vm, struct vmm_vcpu_state *s, char *err, size_t er
                 break;
             memset(&one, 0, sizeof(one));
             one.h.nmsrs = 1;
-            one.e.index = s->msrs->entries[got].index;
+            one.h.entries[0].index = s->msrs->entries[got].index;
             if (ioctl(vm->vcpu_fd, KVM_GET_MSRS, &one) != 1 ||
-                one.e.data != s->msrs->entries[got].data) {
+                one.h.entries[0].data != s->msrs->entries[got].data) {
                 snprintf(err, errlen, "KVM_SET_MSRS: MSR 0x%x = 0x%llx refused",
                          s->msrs->entries[got].index,
                          (unsigned long long)s->msrs->entries[got].data);
