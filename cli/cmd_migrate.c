@@ -296,6 +296,10 @@ int cmd_migrate_receive(struct cli *cli, int argc, char **argv)
     int opt, rc = 1, lfd = -1, proto_out;
     time_t deadline = 0;
 
+    /* xl's `migrate-receive -r`: be a Remus backup instead (cmd_remus.c, docs/remus.md). */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "-r") == 0)
+            return cmd_remus_receive(cli, argc, argv);
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+epd", longopts, NULL)) != -1) {
         switch (opt) {

@@ -10,7 +10,7 @@
 
 #include "cli.h"
 
-#define DEFAULT_RECEIVER "tandem remus-receive"
+#define DEFAULT_RECEIVER "tandem migrate-receive -r" /* xl's spelling of remus-receive */
 
 enum { OPT_TIMEOUT = 256, OPT_HEARTBEAT, OPT_RECEIVER, OPT_DISK_MAP, OPT_TCP, OPT_KEYFILE, OPT_LISTEN,
        OPT_WAIT };

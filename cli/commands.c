@@ -114,12 +114,13 @@ const struct cli_cmd cli_commands[] = {
      "  here, and the message says so).\n",
      0},
     {"migrate-receive", cmd_migrate_receive,
-     "[-p] [-e] [--listen ADDR:PORT --key-file FILE [--timeout S]] | --query",
+     "[-r] [-p] [-e] [--listen ADDR:PORT --key-file FILE [--timeout S]] | --query",
      "Receive one migrating domain (run by `tandem migrate` through the remote shell).",
      "  Without --listen the interlock runs on stdin/stdout; messages go to stderr.\n"
      "  --listen ADDR:PORT  accept one TCP sender instead; it must prove it holds the key\n"
      "  --key-file FILE     pre-shared key (>= 16 bytes, mode 600; e.g. head -c 32 /dev/urandom)\n"
      "  --timeout S         give up if no sender connects within S seconds\n"
+     "  -r                  be a Remus backup instead: `tandem remus-receive` (its options)\n"
      "  -p                  leave the domain paused after the hand-over\n"
      "  -e, -d              accepted for xl compatibility\n"
      "  --query             answer a sender's question whether a domain runs here (the sender\n"
@@ -130,13 +131,13 @@ const struct cli_cmd cli_commands[] = {
      "       [--receiver CMD] DOM HOST\n"
      "   or: tandem remus --tcp ADDR:PORT --key-file FILE [OPTIONS] DOM",
      "Protect a running domain with Remus: checkpoint it to a backup host continuously.",
-     "  Runs SSHCOMMAND HOST RECEIVER (default: ssh HOST tandem remus-receive), syncs the\n"
+     "  Runs SSHCOMMAND HOST RECEIVER (default: ssh HOST tandem migrate-receive -r), syncs the\n"
      "  domain and its disks there, then checkpoints every -i MS (default 25). Network output\n"
      "  leaves only after the backup acknowledged the checkpoint that produced it; disk writes\n"
      "  are applied on the backup at the same commit (docs/remus.md).\n"
      "  -i MS           checkpoint interval (default 25 ms = 40 Hz)\n"
      "  -s SSHCOMMAND   command words put before HOST instead of 'ssh' (as for migrate)\n"
-     "  --receiver CMD  receiver command after HOST (default 'tandem remus-receive'; pass\n"
+     "  --receiver CMD  receiver command after HOST (default 'tandem migrate-receive -r'; pass\n"
      "                  --disk-map OLD=NEW there when the hosts share a filesystem)\n"
      "  --timeout MS    the backup takes over after MS of silence (default 1000)\n"
      "  --heartbeat MS  heartbeat interval both ways (default 100)\n"
@@ -157,7 +158,7 @@ const struct cli_cmd cli_commands[] = {
      "  Reads checkpoints on stdin, sends ACKs and heartbeats on stdout, messages on stderr.\n"
      "  Takes over (failover) when the primary falls silent or the stream breaks after the\n"
      "  first complete checkpoint; exits without taking over before it or after an orderly\n"
-     "  end of protection. (`migrate-receive -r` is the planned xl spelling.)\n"
+     "  end of protection. `tandem migrate-receive -r` is the same (xl's spelling).\n"
      "  --disk-map OLD=NEW  use image NEW here for the primary's disk at OLD\n"
      "  --listen ADDR:PORT  accept one `tandem remus --tcp` sender instead (it must prove it\n"
      "                      holds the key of --key-file FILE); --timeout S to give up waiting\n",

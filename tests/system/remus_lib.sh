@@ -34,7 +34,7 @@ rm_create() {
 # rm_protect [OPTIONS...]: tandem remus to the backup host through `ip netns exec`.
 rm_protect() {
     on_host primary "$T" remus -s "ip netns exec $NS_BACKUP env TANDEM_RUNDIR=$RUNDIR_BACKUP TANDEM_VMM=$TANDEM_VMM" \
-        --receiver "$T remus-receive --disk-map $PDISK=$BDISK" "$@" kvstore "" \
+        --receiver "$T migrate-receive -r --disk-map $PDISK=$BDISK" "$@" kvstore "" \
         2>"$HOSTS_DIR/remus.err" || { cat "$HOSTS_DIR/remus.err"; fail "tandem remus failed"; }
 }
 
