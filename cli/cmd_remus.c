@@ -1,4 +1,5 @@
-/* `tandem remus`, `tandem remus-receive` and `tandem remus-status`: Remus protection from the command line. */
+/* `tandem remus`, `tandem remus-receive` and `tandem remus-status`: Remus protection from the
+ * command line. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,8 +13,16 @@
 
 #define DEFAULT_RECEIVER "tandem migrate-receive -r" /* xl's spelling of remus-receive */
 
-enum { OPT_TIMEOUT = 256, OPT_HEARTBEAT, OPT_RECEIVER, OPT_DISK_MAP, OPT_TCP, OPT_KEYFILE, OPT_LISTEN,
-       OPT_WAIT };
+enum {
+    OPT_TIMEOUT = 256,
+    OPT_HEARTBEAT,
+    OPT_RECEIVER,
+    OPT_DISK_MAP,
+    OPT_TCP,
+    OPT_KEYFILE,
+    OPT_LISTEN,
+    OPT_WAIT
+};
 
 /* Run argv with its stdin/stdout on pipes: *to_fd writes its stdin, *from_fd reads its stdout. */
 static pid_t spawn_shell(char **argv, int *to_fd, int *from_fd)
@@ -77,8 +86,9 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
             v = strtol(optarg, &end, 10);
             if (*end || v <= 0 || v > 600000)
                 return cli_usage_error(cli, "remus", "%s '%s' is not a time in milliseconds",
-                                       opt == 'i' ? "-i" : opt == OPT_TIMEOUT ? "--timeout"
-                                                                              : "--heartbeat",
+                                       opt == 'i'           ? "-i"
+                                       : opt == OPT_TIMEOUT ? "--timeout"
+                                                            : "--heartbeat",
                                        optarg);
             if (opt == 'i')
                 info.interval_ms = (int)v;
@@ -128,12 +138,15 @@ int cmd_remus(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, "remus", "--tcp and --key-file go together");
     if (argc - optind != ((tandem_defbool_val(info.blackhole, 0) || tcp) ? 1 : 2) &&
         argc - optind != 2)
-        return cli_usage_error(cli, "remus", tcp ? "with --tcp give only DOM" : "expected DOM HOST");
+        return cli_usage_error(cli, "remus",
+                               tcp ? "with --tcp give only DOM" : "expected DOM HOST");
     if (tandem_domain_lookup(cli->ctx, argv[optind], &domid))
         return cli_fail_ctx(cli, NULL);
     rc = cli_remus_protect(cli, domid, argv[optind], shell,
-                           tcp ? tcp : optind + 1 < argc ? argv[optind + 1] : "", receiver,
-                           keyfile, &info);
+                           tcp                 ? tcp
+                           : optind + 1 < argc ? argv[optind + 1]
+                                               : "",
+                           receiver, keyfile, &info);
     tandem_remus_info_dispose(&info);
     return rc;
 }
@@ -172,8 +185,7 @@ int cli_remus_protect(struct cli *cli, uint32_t domid, const char *label, const 
         cli_fail_ctx(cli, "remus");
         goto out;
     }
-    fprintf(stderr, "remus: domain %s is PROTECTED (see `tandem remus-status %s`)\n", label,
-            label);
+    fprintf(stderr, "remus: domain %s is PROTECTED (see `tandem remus-status %s`)\n", label, label);
     rc = 0;
 out:
     /* The VMM holds its own copies of the channel now; the receiver runs on by itself. */

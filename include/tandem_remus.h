@@ -1,4 +1,5 @@
-/* Remus: continuous checkpointing of a domain to a backup host, output commit and failover (docs/remus.md). */
+/* Remus: continuous checkpointing of a domain to a backup host, output commit and failover
+ * (docs/remus.md). */
 #ifndef TANDEM_REMUS_H
 #define TANDEM_REMUS_H
 

@@ -149,7 +149,8 @@ int tandem_domain_remus_status(tandem_ctx *ctx, uint32_t domid, char **json_out)
     *json_out = NULL;
     rc = tdm_domain_request(ctx, tandem_rundir(), domid, "remus-status", NULL, &reply);
     if (!rc) {
-        *json_out = json_dumps(json_object_get(reply, "remus"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        *json_out =
+            json_dumps(json_object_get(reply, "remus"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (!*json_out)
             rc = tandem_error(ctx, TANDEM_ERR_PROTO, "remus-status: malformed reply from the VMM");
     }
@@ -363,7 +364,8 @@ int tandem_remus_receive(tandem_ctx *ctx, int rfd, int wfd, char *const disk_map
           "remus-receive: backup of '%s' is domain %u here (pid %d); failover after %s ms of "
           "silence",
           cfg.c_info.name, domid, (int)pid, tmo);
-    while (got + 1 < sizeof(line) && (n = read(ready[0], line + got, sizeof(line) - 1 - got)) != 0) {
+    while (got + 1 < sizeof(line) &&
+           (n = read(ready[0], line + got, sizeof(line) - 1 - got)) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

@@ -1,4 +1,5 @@
-/* Remus disk replication: capture an epoch's writes on the primary, hold and apply them at commit on the backup. */
+/* Remus disk replication: capture an epoch's writes on the primary, hold and apply them at commit
+ * on the backup. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -191,8 +192,8 @@ int vmm_diskbuf_snapshot_image(struct vmm_dev *d, char *err, size_t errlen)
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            snprintf(err, errlen, "disk %s: read at %llu: %s", d->blk.path,
-                     (unsigned long long)off, strerror(errno));
+            snprintf(err, errlen, "disk %s: read at %llu: %s", d->blk.path, (unsigned long long)off,
+                     strerror(errno));
             free(buf);
             return -1;
         }

@@ -1,4 +1,5 @@
-/* Remus output commit: a vif's frames held per epoch and released when the backup acknowledged it. */
+/* Remus output commit: a vif's frames held per epoch and released when the backup acknowledged it.
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -1,4 +1,5 @@
-/* Remus primary: the epoch engine (pause, capture, resume, send, await ACK, release output) (docs/remus.md). */
+/* Remus primary: the epoch engine (pause, capture, resume, send, await ACK, release output)
+ * (docs/remus.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -158,7 +159,8 @@ static void early_end(struct vmm *vm)
     pthread_mutex_unlock(&r->lock);
 }
 
-/* ---- pause / resume --------------------------------------------------------------------------- */
+/* ---- pause / resume ---------------------------------------------------------------------------
+ */
 
 static uint64_t last_kick_ns; /* how long the last suspend waited for the vCPU (telemetry) */
 
@@ -653,7 +655,8 @@ static int initial_sync(struct remus *r)
     size_t len;
     int rc = -1;
 
-    if (tandem_ctx_alloc(&r->ctx) < 0 || tandem_stream_writer_open(r->ctx, r->send_fd, &sp, &r->w) < 0) {
+    if (tandem_ctx_alloc(&r->ctx) < 0 ||
+        tandem_stream_writer_open(r->ctx, r->send_fd, &sp, &r->w) < 0) {
         snprintf(r->err, sizeof(r->err), "opening the stream: %s",
                  r->ctx ? tandem_ctx_error(r->ctx) : "out of memory");
         return -1;
@@ -967,13 +970,12 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
                     r->why);
     return json_pack("{s:b,s:I}", "ok", 1, "epoch", (json_int_t)r->acked);
 
-fail_synced:
-    {
-        bool was_paused, alive = suspend(vm, &was_paused);
-        devs_teardown(r, true);
-        vmm_dirty_stop(vm, &r->dirty);
-        resume(vm, was_paused || !alive);
-    }
+fail_synced : {
+    bool was_paused, alive = suspend(vm, &was_paused);
+    devs_teardown(r, true);
+    vmm_dirty_stop(vm, &r->dirty);
+    resume(vm, was_paused || !alive);
+}
     pthread_mutex_lock(&g_lock);
     g_remus = NULL;
     pthread_mutex_unlock(&g_lock);
@@ -1037,11 +1039,11 @@ json_t *vmm_remus_status(struct vmm *vm)
     for (uint64_t i = r->ntel > 20 ? r->ntel - 20 : 0; i < r->ntel; i++) {
         struct epoch_stat *e = &r->tel[i % TELEMETRY];
         json_array_append_new(
-            epochs, json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "epoch", (json_int_t)e->epoch,
-                              "pause_us", (json_int_t)e->pause_us, "dirty_pages",
-                              (json_int_t)e->dirty, "bytes", (json_int_t)e->bytes, "send_ms",
-                              e->send_us / 1000.0, "ack_ms", e->ack_us / 1000.0, "frames_held",
-                              (json_int_t)e->held_frames));
+            epochs,
+            json_pack("{s:I,s:I,s:I,s:I,s:f,s:f,s:I}", "epoch", (json_int_t)e->epoch, "pause_us",
+                      (json_int_t)e->pause_us, "dirty_pages", (json_int_t)e->dirty, "bytes",
+                      (json_int_t)e->bytes, "send_ms", e->send_us / 1000.0, "ack_ms",
+                      e->ack_us / 1000.0, "frames_held", (json_int_t)e->held_frames));
     }
     /* The last second: the achieved rate and averages over its epochs. */
     for (uint64_t i = r->ntel > TELEMETRY ? r->ntel - TELEMETRY : 0; i < r->ntel; i++) {
@@ -1061,20 +1063,19 @@ json_t *vmm_remus_status(struct vmm *vm)
             w_pause_max = e->pause_us;
     }
     s = json_pack("{s:s,s:s,s:b,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:b,s:b,s:b,s:I,s:o}", "domain",
-                  vm->p.name, "state", state_names[r->state], "rpo_zero",
-                  r->state == R_PROTECTED, "interval_ms", (json_int_t)r->interval_ms,
-                  "configured_hz", (json_int_t)(1000 / r->interval_ms), "achieved_hz",
-                  (double)n1s, "epoch", (json_int_t)r->epoch, "acked", (json_int_t)r->acked,
-                  "total_bytes", (json_int_t)r->total_bytes, "early_ends",
-                  (json_int_t)r->early_ends, "netbuf", r->netbuf, "diskbuf", r->diskbuf,
-                  "blackhole", r->blackhole, "timeout_ms", (json_int_t)r->timeout_ms, "recent",
-                  epochs);
+                  vm->p.name, "state", state_names[r->state], "rpo_zero", r->state == R_PROTECTED,
+                  "interval_ms", (json_int_t)r->interval_ms, "configured_hz",
+                  (json_int_t)(1000 / r->interval_ms), "achieved_hz", (double)n1s, "epoch",
+                  (json_int_t)r->epoch, "acked", (json_int_t)r->acked, "total_bytes",
+                  (json_int_t)r->total_bytes, "early_ends", (json_int_t)r->early_ends, "netbuf",
+                  r->netbuf, "diskbuf", r->diskbuf, "blackhole", r->blackhole, "timeout_ms",
+                  (json_int_t)r->timeout_ms, "recent", epochs);
     if (s && r->why[0] && r->state != R_PROTECTED)
         json_object_set_new(s, "reason", json_string(r->why));
-    w = n1s ? json_pack("{s:I,s:f,s:I,s:f,s:f,s:f,s:f}", "epochs", (json_int_t)n1s,
-                        "pause_us_avg", (double)w_pause / (double)n1s, "pause_us_max",
-                        (json_int_t)w_pause_max, "dirty_pages_avg", (double)w_dirty / (double)n1s,
-                        "bytes_avg", (double)w_bytes / (double)n1s, "send_ms_avg",
+    w = n1s ? json_pack("{s:I,s:f,s:I,s:f,s:f,s:f,s:f}", "epochs", (json_int_t)n1s, "pause_us_avg",
+                        (double)w_pause / (double)n1s, "pause_us_max", (json_int_t)w_pause_max,
+                        "dirty_pages_avg", (double)w_dirty / (double)n1s, "bytes_avg",
+                        (double)w_bytes / (double)n1s, "send_ms_avg",
                         (double)w_send / 1000.0 / (double)n1s, "ack_ms_avg",
                         (double)w_ack / 1000.0 / (double)n1s)
             : json_object();

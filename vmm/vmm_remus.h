@@ -1,4 +1,5 @@
-/* Internal header of the VMM's Remus parts: epoch engine, backup, output and disk buffers (docs/remus.md). */
+/* Internal header of the VMM's Remus parts: epoch engine, backup, output and disk buffers
+ * (docs/remus.md). */
 #ifndef TANDEM_VMM_REMUS_H
 #define TANDEM_VMM_REMUS_H
 

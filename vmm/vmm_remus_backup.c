@@ -1,4 +1,5 @@
-/* Remus backup: watch the primary's stream, commit each checkpoint with its disk writes, ACK, fail over. */
+/* Remus backup: watch the primary's stream, commit each checkpoint with its disk writes, ACK, fail
+ * over. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -32,7 +33,10 @@ static struct {
     bool stop, failed_over;
     uint64_t committed, hb_seq;
     char why[256];
-} B = {.stream_fd = -1, .ack_fd = -1, .pipe_w = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+} B = {.stream_fd = -1,
+       .ack_fd = -1,
+       .pipe_w = -1,
+       .lock = PTHREAD_MUTEX_INITIALIZER,
        .wlock = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t mono_ns(void)

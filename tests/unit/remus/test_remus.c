@@ -1,4 +1,5 @@
-/* Unit tests of Remus's output buffer and disk-write hold (vmm_netbuf.c, vmm_diskbuf.c); no KVM needed. */
+/* Unit tests of Remus's output buffer and disk-write hold (vmm_netbuf.c, vmm_diskbuf.c); no KVM
+ * needed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,8 @@
 
 #include "vmm_remus.h"
 
-/* ---- stubs of the VMM pieces these files call -------------------------------------------------- */
+/* ---- stubs of the VMM pieces these files call --------------------------------------------------
+ */
 
 void vmm_log(const char *fmt, ...)
 {
@@ -66,7 +68,7 @@ static void test_netbuf_epochs(void **state)
     assert_int_equal(vmm_netbuf_ops.setup(&vm, &d, err, sizeof(err)), 0);
     send_str(&d, "a1");
     send_str(&d, "a2");
-    assert_int_equal(nsent, 0); /* held */
+    assert_int_equal(nsent, 0);             /* held */
     vmm_netbuf_ops.postsuspend(&vm, &d, 1); /* a1, a2 belong to epoch 1 */
     send_str(&d, "b1");
     vmm_netbuf_ops.postsuspend(&vm, &d, 2);
@@ -108,7 +110,8 @@ static void test_netbuf_full_stalls(void **state)
     assert_int_equal(vmm_netbuf_ops.setup(&vm, &d, err, sizeof(err)), 0);
     while ((rc = d.vif.out.send(&d, big, sizeof(big))) == 0)
         n++;
-    /* Bounded: EAGAIN (the guest retries), the engine is asked to end the epoch; nothing dropped. */
+    /* Bounded: EAGAIN (the guest retries), the engine is asked to end the epoch; nothing dropped.
+     */
     assert_int_equal(rc, TANDEM_HC_EAGAIN);
     assert_int_equal(n, VMM_NETBUF_CAP / sizeof(big));
     assert_int_equal(fulls, 1);
@@ -125,7 +128,8 @@ static void test_netbuf_full_stalls(void **state)
     vmm_netbuf_full_hook = NULL;
 }
 
-/* ---- disk hold (backup) ------------------------------------------------------------------------ */
+/* ---- disk hold (backup) ------------------------------------------------------------------------
+ */
 
 static void test_diskhold_commit_and_discard(void **state)
 {
