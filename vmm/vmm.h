@@ -371,6 +371,19 @@ void vmm_io_suspend(struct vmm *vm);
 void vmm_io_resume(struct vmm *vm);
 /* Where d's ring lives (gpa and the size RING_SETUP validated); false when it has none. */
 bool vmm_io_ring_where(struct vmm_dev *d, tandem_gpa_t *gpa, uint64_t *size);
+/*
+ * Wake the I/O thread to retry TX rings that stalled because their output
+ * said EAGAIN (the Remus output buffer released an epoch, or was torn
+ * down). Any thread, any locks held; a no-op without an I/O thread.
+ */
+void vmm_io_wake(struct vmm *vm);
+/*
+ * A vif ring's counters (control thread; takes the I/O lock): frames
+ * dropped as malformed and times the output stalled the ring. False
+ * when d has no ring.
+ */
+bool vmm_io_ring_counters(struct vmm *vm, struct vmm_dev *d, uint64_t *tx_dropped,
+                          uint64_t *tx_stalls);
 
 /* ---- vmm_state.c: one vCPU's KVM state for checkpoints (docs/checkpoint.md). */
 struct tandem_stream_block;

@@ -195,6 +195,13 @@ json_t *vmm_dev_json(struct vmm *vm)
                           d->vif.ip ? d->vif.ip : "", "rx_frames", (json_int_t)d->vif.rx_frames,
                           "tx_frames", (json_int_t)d->vif.tx_frames, "rx_dropped",
                           (json_int_t)d->vif.rx_dropped);
+            if (o) {
+                /* Ring path: malformed frames dropped; stalls on a full output (none dropped). */
+                uint64_t dropped = 0, stalls = 0;
+                vmm_io_ring_counters(vm, d, &dropped, &stalls);
+                json_object_set_new(o, "tx_dropped", json_integer((json_int_t)dropped));
+                json_object_set_new(o, "tx_stalls", json_integer((json_int_t)stalls));
+            }
         }
         if (!o || json_array_append_new(arr, o) < 0) {
             json_decref(arr);

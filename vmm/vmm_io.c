@@ -21,6 +21,7 @@
  */
 
 #define EV_STOP UINT32_MAX
+#define EV_WAKE (UINT32_MAX - 1) /* vmm_io_wake: an output buffer has room again */
 #define EV_DOORBELL 0x10000u /* data.u32 = handle | EV_DOORBELL; plain handle = TAP readable */
 #define MAX_SLOTS 4096u
 /*
@@ -31,6 +32,12 @@
  */
 #define SPIN_NS 100000u
 #define MAX_SLOT_SIZE (64u << 10)
+/*
+ * A stalled TX ring (its output said EAGAIN) is retried on vmm_io_wake,
+ * on any doorbell, and at the latest after this long: a TAP whose queue
+ * was full raises no event when it drains.
+ */
+#define STALL_RETRY_MS 1
 
 struct vmm_ring {
     struct vmm_dev *dev;
@@ -39,7 +46,9 @@ struct vmm_ring {
     int doorbell_fd;           /* eventfd KVM writes when the guest rings */
     bool ioeventfd_on;         /* registered with KVM_IOEVENTFD */
     uint32_t tx_cons, rx_prod; /* the VMM's own indexes (mirrored into the header) */
-    uint64_t tx_dropped;
+    bool tx_stalled;           /* the output refused the frame at tx_cons (EAGAIN): retry later */
+    uint64_t tx_dropped;       /* malformed frames only: a full output stalls instead */
+    uint64_t tx_stalls;        /* times the ring stalled (output said EAGAIN) */
 };
 
 struct vmm_io {
@@ -48,6 +57,7 @@ struct vmm_io {
     pthread_mutex_t lock;
     int epoll_fd;
     int stop_fd;
+    int wake_fd; /* eventfd: vmm_io_wake, retry stalled TX rings */
     struct vmm *vm;
 };
 
@@ -87,10 +97,17 @@ static void kick_vcpu(struct vmm *vm)
 
 /* ---- vif ---------------------------------------------------------------------------------- */
 
-/* Send everything the guest queued; true if there was anything. */
+/*
+ * Send everything the guest queued; true if any frame was consumed. When
+ * the output says EAGAIN (the Remus output buffer or the TAP queue is
+ * full) the frame stays in its slot and the ring stalls: the guest sees a
+ * full ring and its tg_net_send returns EAGAIN. Only malformed frames
+ * (bad length, or an error other than EAGAIN) are dropped and counted.
+ */
 static bool net_tx(struct vmm *vm, struct vmm_ring *r)
 {
-    uint32_t prod = load_idx(vm, r, offsetof(struct tandem_ring, tx_prod));
+    uint32_t prod = load_idx(vm, r, offsetof(struct tandem_ring, tx_prod)), cons0 = r->tx_cons;
+    bool was_stalled = r->tx_stalled;
 
     if (r->tx_cons == prod)
         return false;
@@ -99,18 +116,38 @@ static bool net_tx(struct vmm *vm, struct vmm_ring *r)
         r->tx_dropped += prod - r->tx_cons;
         r->tx_cons = prod;
     }
+    r->tx_stalled = false;
     while (r->tx_cons != prod) {
         const uint8_t *slot = vmm_gpa_ptr(&vm->mem, slot_gpa(r, false, r->tx_cons), r->slot_size);
         uint32_t len;
+        int rc;
 
         memcpy(&len, slot, sizeof(len));
-        if (len > r->slot_size - TANDEM_RING_SLOT_HDR ||
-            vmm_net_output(r->dev, slot + TANDEM_RING_SLOT_HDR, len) != 0)
-            r->tx_dropped++; /* like a wire: a bad or unsendable frame is lost */
+        rc = len > r->slot_size - TANDEM_RING_SLOT_HDR
+                 ? TANDEM_HC_EINVAL
+                 : vmm_net_output(r->dev, slot + TANDEM_RING_SLOT_HDR, len);
+        if (rc == TANDEM_HC_EAGAIN) {
+            r->tx_stalled = true;
+            if (!was_stalled || r->tx_cons != cons0)
+                r->tx_stalls++; /* episodes, not retries */
+            break;
+        }
+        if (rc != 0)
+            r->tx_dropped++; /* malformed: the guest broke the protocol */
         r->tx_cons++;
     }
+    if (r->tx_cons == cons0)
+        return false;
     store_idx(vm, r, offsetof(struct tandem_ring, tx_cons), r->tx_cons);
     return true;
+}
+
+static bool any_stalled(struct vmm *vm)
+{
+    for (unsigned k = 0; k < vm->num_devs; k++)
+        if (vm->devs[k].ring && vm->devs[k].ring->tx_stalled)
+            return true;
+    return false;
 }
 
 /* Move frames from the TAP into free RX slots; wakes the vCPU if any arrived. */
@@ -248,19 +285,20 @@ static void *io_main(void *opaque)
     uint64_t last_work = 0;
 
     for (;;) {
-        bool spinning = mono_ns() - last_work < SPIN_NS, kick = false, worked;
+        bool spinning = mono_ns() - last_work < SPIN_NS, kick = false, worked, stalled = false;
         int n;
 
         if (!spinning) {
             pthread_mutex_lock(&io->lock);
             worked = rings_go_idle(vm, true);
+            stalled = any_stalled(vm);
             pthread_mutex_unlock(&io->lock);
             if (worked) {
                 last_work = mono_ns();
                 continue;
             }
         }
-        n = epoll_wait(io->epoll_fd, ev, 16, spinning ? 0 : -1);
+        n = epoll_wait(io->epoll_fd, ev, 16, spinning ? 0 : stalled ? STALL_RETRY_MS : -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -283,6 +321,11 @@ static void *io_main(void *opaque)
                 return NULL;
             }
             worked = true;
+            if (tag == EV_WAKE) {
+                if (read(io->wake_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+                    vmm_log("I/O thread: wake eventfd: %s", strerror(errno));
+                continue; /* poll_rings below retries the stalled rings */
+            }
             if (k >= vm->num_devs)
                 continue;
             d = &vm->devs[k];
@@ -328,13 +371,17 @@ int vmm_io_start(struct vmm *vm, char *err, size_t errlen)
     pthread_mutex_init(&io->lock, NULL);
     io->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     io->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (io->epoll_fd < 0 || io->stop_fd < 0) {
+    io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (io->epoll_fd < 0 || io->stop_fd < 0 || io->wake_fd < 0) {
         snprintf(err, errlen, "I/O thread: %s", strerror(errno));
         goto fail;
     }
     ev.events = EPOLLIN;
     ev.data.u32 = EV_STOP;
     if (epoll_ctl(io->epoll_fd, EPOLL_CTL_ADD, io->stop_fd, &ev) < 0)
+        goto fail_errno;
+    ev.data.u32 = EV_WAKE;
+    if (epoll_ctl(io->epoll_fd, EPOLL_CTL_ADD, io->wake_fd, &ev) < 0)
         goto fail_errno;
     for (unsigned k = 0; k < vm->num_devs; k++) {
         if (vm->devs[k].abi.type != TANDEM_DEVICE_VIF)
@@ -359,6 +406,8 @@ fail:
         close(io->epoll_fd);
     if (io->stop_fd >= 0)
         close(io->stop_fd);
+    if (io->wake_fd >= 0)
+        close(io->wake_fd);
     pthread_mutex_destroy(&io->lock);
     free(io);
     return -1;
@@ -529,9 +578,36 @@ void vmm_io_stop(struct vmm *vm)
     vmm_io_reset(vm);
     close(io->epoll_fd);
     close(io->stop_fd);
+    close(io->wake_fd);
     pthread_mutex_destroy(&io->lock);
     free(io);
     vm->io = NULL;
+}
+
+void vmm_io_wake(struct vmm *vm)
+{
+    uint64_t one = 1;
+
+    /* No io->lock: called from the Remus engine, which may hold it (vmm_io_suspend). */
+    if (vm->io && write(vm->io->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        vmm_log("I/O thread: wake: %s", strerror(errno));
+}
+
+bool vmm_io_ring_counters(struct vmm *vm, struct vmm_dev *d, uint64_t *tx_dropped,
+                          uint64_t *tx_stalls)
+{
+    bool has = false;
+
+    if (!vm->io)
+        return false;
+    pthread_mutex_lock(&vm->io->lock);
+    if (d->ring) {
+        *tx_dropped = d->ring->tx_dropped;
+        *tx_stalls = d->ring->tx_stalls;
+        has = true;
+    }
+    pthread_mutex_unlock(&vm->io->lock);
+    return has;
 }
 
 /* ---- checkpoint engine (vmm_save.c, vmm_restore.c) ------------------------------------------ */

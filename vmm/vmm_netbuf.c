@@ -134,8 +134,8 @@ static void nb_postsuspend(struct vmm *vm, struct vmm_dev *d, uint64_t epoch)
 
 static void nb_commit(struct vmm *vm, struct vmm_dev *d, uint64_t epoch)
 {
-    (void)vm;
     nb_release(d, d->vif.out.opaque, epoch);
+    vmm_io_wake(vm); /* a TX ring that stalled on the full buffer goes on */
 }
 
 static void nb_teardown(struct vmm *vm, struct vmm_dev *d, bool release)
@@ -143,7 +143,6 @@ static void nb_teardown(struct vmm *vm, struct vmm_dev *d, bool release)
     struct vmm_netbuf *nb = d->vif.out.opaque;
     struct nb_frame *f;
 
-    (void)vm;
     if (!nb || d->vif.out.send != nb_send)
         return;
     /* Switch back first: frames sent from now on go straight out, after the held ones. */
@@ -160,6 +159,7 @@ static void nb_teardown(struct vmm *vm, struct vmm_dev *d, bool release)
     }
     pthread_mutex_destroy(&nb->lock);
     free(nb);
+    vmm_io_wake(vm);
 }
 
 void vmm_netbuf_stats(struct vmm_dev *d, struct vmm_netbuf_stats *s)

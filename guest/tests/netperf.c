@@ -1,4 +1,4 @@
-/* netperf: frame rate through the vif; mode=tx|rx count=N size=BYTES secs=LIMIT. */
+/* netperf: frame rate through the vif; mode=tx|rx count=N size=BYTES secs=LIMIT linger=SECS. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +13,8 @@ int main(int argc, char **argv)
     char mode[8] = "tx";
     long count = tg_cmdline_long("count", 100000), size = tg_cmdline_long("size", 60);
     long secs = tg_cmdline_long("secs", 30);
+    /* Stay up this long after the result (tests read the VMM's counters meanwhile). */
+    long linger = tg_cmdline_long("linger", 0);
     int h = tg_dev_find(TANDEM_DEVICE_VIF, 0);
     uint64_t t0 = 0, t1 = 0, end, eagain = 0;
     long n = 0;
@@ -77,5 +79,10 @@ int main(int argc, char **argv)
     printf("netperf %s frames %ld size %ld ns %" PRIu64 " pps %" PRIu64 " eagain %" PRIu64 "\n",
            mode, n, size, t1 - t0, (uint64_t)((uint64_t)n * 1000000000u / (t1 - t0)), eagain);
     printf("SUCCESS\n");
+    if (linger > 0) {
+        uint64_t until = tg_clock_ns() + (uint64_t)linger * 1000000000ull;
+        while (tg_clock_ns() < until)
+            tg_poll(until);
+    }
     return 0;
 }
