@@ -5,12 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <linux/neighbour.h>
-#include <linux/rtnetlink.h>
-#include <net/if.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -196,57 +191,6 @@ static int check_disks(struct mrecv *r, const json_t *disks)
                                 path, vdev ? vdev : "?", (long long)st.st_size, (long long)size);
     }
     return 0;
-}
-
-/*
- * Forget where the bridge learned the arriving guest's MAC: while the
- * source runs, its frames teach this host's bridge that the MAC lives
- * behind the uplink, and the VMM refuses a MAC the bridge already knows
- * (duplicate-MAC protection). For a guest that is moving here that entry
- * is stale by definition. Deletes the dynamic FDB entry on every port of
- * the bridge (RTM_DELNEIGH, AF_BRIDGE); errors (no such entry) are ignored.
- * Racy by nature: a broadcast from the source before the VMM checks
- * teaches it again (the guest is paused from the final copy on, though).
- */
-static void forget_learned_mac(const char *bridge, const tandem_mac mac)
-{
-    char path[512];
-    struct dirent *de;
-    DIR *d;
-    int sk;
-
-    snprintf(path, sizeof(path), "/sys/class/net/%s/brif", bridge);
-    d = opendir(path);
-    if (!d)
-        return;
-    sk = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    while (sk >= 0 && (de = readdir(d))) {
-        struct {
-            struct nlmsghdr n;
-            struct ndmsg ndm;
-            struct rtattr a;
-            uint8_t mac[8];
-        } req;
-        char ack[512];
-        unsigned idx = if_nametoindex(de->d_name);
-        if (de->d_name[0] == '.' || !idx)
-            continue;
-        memset(&req, 0, sizeof(req));
-        req.n.nlmsg_len = sizeof(req);
-        req.n.nlmsg_type = RTM_DELNEIGH;
-        req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-        req.ndm.ndm_family = AF_BRIDGE;
-        req.ndm.ndm_ifindex = (int)idx;
-        req.ndm.ndm_flags = NTF_MASTER;
-        req.a.rta_type = NDA_LLADDR;
-        req.a.rta_len = RTA_LENGTH(6);
-        memcpy(req.mac, mac, 6);
-        if (send(sk, &req, sizeof(req), 0) > 0)
-            (void)recv(sk, ack, sizeof(ack), 0);
-    }
-    if (sk >= 0)
-        close(sk);
-    closedir(d);
 }
 
 /*
@@ -441,9 +385,10 @@ static int phase_stream(struct mrecv *r)
         rc = tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (int i = 0; i < r->cfg.num_nics; i++)
-        if (r->cfg.nics[i].bridge && !strchr(r->cfg.nics[i].bridge, '/'))
-            forget_learned_mac(r->cfg.nics[i].bridge, r->cfg.nics[i].mac);
+    /*
+     * No FDB clean-up here: the restoring VMM (--restore-fd) treats its vifs
+     * as incoming, so a MAC the bridge learned from the source does not block it.
+     */
     say(r, "receiving the state of '%s' as '%s'", r->name, r->incoming);
     if (r->encrypt && (rc = tdm_mig_relay_start(r->ctx, r->conn, 0, &relay, &fd)))
         goto out;
