@@ -22,6 +22,42 @@
 static int listen_fd = -1;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
+/*
+ * Rename: put the new name into DIR/config.json (written aside, then
+ * renamed), since that file is what `list -l` shows and what save and
+ * migration embed as DOMAIN_CONFIG; a restored copy must come back under
+ * the new name. Direct mode (no DIR) has no file. Returns 0, or -1 with
+ * err set and the file unchanged.
+ */
+static int rename_in_config(struct vmm *vm, const char *name, char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    json_error_t jerr;
+    json_t *cfg = NULL, *c_info;
+    int rc = -1;
+
+    if (!vm->dir)
+        return 0;
+    snprintf(path, sizeof(path), "%s/config.json", vm->dir);
+    snprintf(tmp, sizeof(tmp), "%s.rename", path);
+    cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    c_info = json_object_get(cfg, "c_info");
+    if (!json_is_object(c_info)) {
+        snprintf(err, errlen, "rename: %.300s: %s", path, cfg ? "no c_info object" : jerr.text);
+        goto out;
+    }
+    if (json_object_set_new(c_info, "name", json_string(name)) < 0 ||
+        json_dump_file(cfg, tmp, JSON_COMPACT) < 0 || rename(tmp, path) < 0) {
+        snprintf(err, errlen, "rename: cannot rewrite %.300s: %s", path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(cfg);
+    return rc;
+}
+
 int vmm_control_open(struct vmm *vm, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
@@ -186,12 +222,15 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
         *destroy = true;
         reply = json_pack("{s:b}", "ok", 1);
     } else if (strcmp(cmd, "rename") == 0) {
-        char *copy;
+        char *copy, cerr[512];
         name = json_object_get(req, "name");
         if (!json_is_string(name) || json_string_length(name) == 0) {
             reply = error_reply("rename: \"name\" must be a non-empty string");
         } else if (!(copy = strdup(json_string_value(name)))) {
             reply = error_reply("rename: out of memory");
+        } else if (rename_in_config(vm, copy, cerr, sizeof(cerr)) < 0) {
+            free(copy);
+            reply = error_reply("%s", cerr);
         } else {
             vmm_log("renamed from '%s' to '%s'", vm->p.name, copy);
             free(vm->p.name);

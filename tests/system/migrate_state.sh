@@ -51,6 +51,23 @@ for hop in "$A $B" "$B $A" "$A $B"; do
     console "$2" sc | grep -q MISMATCH && fail "statecheck: $(console "$2" sc | grep MISMATCH | head -2)"
 done
 
+# A migrated domain (created as sc--incoming, renamed at "go") saved and restored comes back as
+# sc; a domain renamed by hand comes back under its new name (the VMM's config follows rename).
+# listed DIR NAME: true if DIR's `tandem list` shows NAME.
+listed() {
+    TANDEM_RUNDIR=$1 "$T" list 2>/dev/null | awk -v n="$2" '$1 == n { f = 1 } END { exit !f }'
+}
+out=$(TANDEM_RUNDIR=$B "$T" save sc "$TANDEM_RUNDIR/sc.img" 2>&1) || fail "save migrated sc: $out"
+out=$(TANDEM_RUNDIR=$B "$T" restore "$TANDEM_RUNDIR/sc.img" 2>&1) || fail "restore sc: $out"
+listed "$B" sc || fail "migrated sc came back as: $(TANDEM_RUNDIR=$B "$T" list)"
+TANDEM_RUNDIR=$B "$T" rename sc scr || fail "rename sc scr"
+out=$(TANDEM_RUNDIR=$B "$T" save scr "$TANDEM_RUNDIR/scr.img" 2>&1) || fail "save scr: $out"
+out=$(TANDEM_RUNDIR=$B "$T" restore "$TANDEM_RUNDIR/scr.img" 2>&1) || fail "restore scr: $out"
+listed "$B" scr || fail "renamed scr came back as: $(TANDEM_RUNDIR=$B "$T" list)"
+TANDEM_RUNDIR=$B "$T" list -l scr | grep -q '"name": *"scr"' ||
+    fail "list -l shows the old name: $(TANDEM_RUNDIR=$B "$T" list -l scr | grep name)"
+echo "save/restore after migration and rename: names kept"
+
 times() {
     console "$1" tk | sed -n 's/^tick [0-9]*: guest time \([0-9.]*\) s.*/\1/p'
 }
@@ -67,6 +84,6 @@ TANDEM_RUNDIR=$B "$T" pause tk || fail "pause ticker"
 out=$(move "$B" "$A" tk) || fail "migrate paused ticker: $out"
 TANDEM_RUNDIR=$A "$T" list tk | grep -q -- '--p---' || fail "a paused domain arrived running: $(TANDEM_RUNDIR=$A "$T" list tk)"
 
-TANDEM_RUNDIR=$B "$T" destroy sc
+TANDEM_RUNDIR=$B "$T" destroy scr
 TANDEM_RUNDIR=$A "$T" destroy tk
-echo "PASS: statecheck and ticker state survived live migrations; a paused domain stayed paused"
+echo "PASS: statecheck and ticker state survived live migrations; a paused domain stayed paused; names kept through save/restore"
