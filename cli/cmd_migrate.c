@@ -261,8 +261,12 @@ int cmd_migrate(struct cli *cli, int argc, char **argv)
             stats.remote_domid);
     if (params.copy_storage)
         fprintf(stderr,
-                "disk contents copied while paused: %.1f MB (all-zero MiB chunks skipped)\n",
-                (double)stats.storage_bytes / 1e6);
+                "disks copied live: %.1f MB (all-zero MiB chunks skipped), %llu round(s) "
+                "re-sent %llu dirty blocks; %.1f MB of it while paused, in %llu ms\n",
+                (double)stats.storage_bytes / 1e6, (unsigned long long)stats.storage_rounds,
+                (unsigned long long)stats.storage_dirty_blocks,
+                (double)stats.storage_final_bytes / 1e6,
+                (unsigned long long)stats.storage_final_ms);
     rc = 0;
 out:
     status = tandem_migrate_conn_close(conn);

@@ -20,7 +20,7 @@ extern "C" {
  * sender told it to run.
  */
 
-#define TANDEM_MIGRATE_PROTO_VERSION 1u
+#define TANDEM_MIGRATE_PROTO_VERSION 2u
 #define TANDEM_MIGRATE_KEY_BYTES 32u
 /* Default remote command: `ssh HOST tandem migrate-receive` (docs/migration.md). */
 #define TANDEM_MIGRATE_DEFAULT_SHELL "ssh"
@@ -111,9 +111,13 @@ typedef void tandem_migrate_progress_cb(void *opaque, const struct tandem_migrat
 
 struct tandem_migrate_stats {
     uint64_t total_ms, downtime_ms, bytes, pages, iterations;
-    uint64_t downtime_us;   /* the same downtime in µs (0 if the VMM did not say) */
-    uint64_t handover_ms;   /* paused at the source until the receiver said it runs */
-    uint64_t storage_bytes; /* disk bytes copied (--copy-storage), zero chunks not counted */
+    uint64_t downtime_us;          /* the same downtime in µs (0 if the VMM did not say) */
+    uint64_t handover_ms;          /* paused at the source until the receiver said it runs */
+    uint64_t storage_bytes;        /* disk bytes copied (--copy-storage), zero chunks not counted */
+    uint64_t storage_rounds;       /* --copy-storage: rounds of dirty blocks while the guest ran */
+    uint64_t storage_dirty_blocks; /* blocks those rounds re-sent (written during the copy) */
+    uint64_t storage_final_bytes;  /* of storage_bytes, sent with the source paused */
+    uint64_t storage_final_ms;     /* how long that took (part of handover_ms) */
     uint32_t remote_domid;
     int in_doubt; /* `go` was sent but `running` never came: see tandem_domain_migrate_resolve */
     int source_was_running; /* else it was paused when the migration began */

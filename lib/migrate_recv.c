@@ -348,6 +348,52 @@ out:
     return rc;
 }
 
+/*
+ * 2b. --copy-storage: the disks' contents while the source runs (its
+ * first pass and rounds of re-written blocks), up to `disk-copy-done`.
+ * Our VMM does not exist yet, so nobody else has the files open.
+ */
+static int phase_disk_copy(struct mrecv *r)
+{
+    json_t *msg = NULL;
+    uint8_t *buf = NULL;
+    int rc = 0;
+
+    if (!r->copy)
+        return 0;
+    buf = malloc(DISK_CHUNK);
+    if (!buf)
+        return tandem_error(r->ctx, TANDEM_ERR_NOMEM, "out of memory");
+    for (;;) {
+        const char *what;
+        json_decref(msg);
+        msg = NULL;
+        rc = tdm_mig_recv(r->ctx, r->conn, STORAGE_TIMEOUT_MS, NULL, &msg);
+        if (rc)
+            break;
+        what = json_string_value(json_object_get(msg, "msg"));
+        if (strcmp(what, "disk-copy-done") == 0) {
+            say(r, "disks copied while the source ran: %lld bytes, %lld round(s) of dirty blocks",
+                (long long)json_integer_value(json_object_get(msg, "bytes")),
+                (long long)json_integer_value(json_object_get(msg, "rounds")));
+            break;
+        }
+        if (strcmp(what, "disk-data") != 0) {
+            rc = tandem_error(r->ctx, TANDEM_ERR_PROTO,
+                              "%s sent \"%s\" where \"disk-data\" or \"disk-copy-done\" was "
+                              "expected",
+                              r->conn->peer, what);
+            break;
+        }
+        rc = take_disk_data(r, msg, buf);
+        if (rc)
+            break;
+    }
+    json_decref(msg);
+    free(buf);
+    return rc;
+}
+
 /* 3. Ready: from here the sender writes the stream. */
 static int phase_ready(struct mrecv *r)
 {
@@ -560,6 +606,7 @@ int tandem_domain_migrate_receive(tandem_ctx *ctx, tandem_migrate_conn *conn, un
     r.root = tandem_rundir();
     if ((rc = enter(&phase, "hello", phase_hello, &r)) ||
         (rc = enter(&phase, "config", phase_config, &r)) ||
+        (rc = enter(&phase, "disk-copy", phase_disk_copy, &r)) ||
         (rc = enter(&phase, "ready", phase_ready, &r)) ||
         (rc = enter(&phase, "stream", phase_stream, &r)) ||
         (rc = enter(&phase, "have-state", phase_have_state, &r)) ||

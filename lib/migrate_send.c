@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "domain_internal.h"
@@ -22,6 +23,11 @@
 #define SAVE_MSG_MAX (64 * 1024)
 /* --copy-storage chunk (docs/migration.md "Storage"). */
 #define DISK_CHUNK (1u << 20)
+/* Live disk rounds: at most this many, and stop once a round re-sent at most this many blocks. */
+#define DISK_ROUNDS_MAX 8
+#define DISK_ROUNDS_ENOUGH 16
+/* --copy-storage copies at most this many disks (a domain has at most 16 devices). */
+#define MIG_MAX_DISKS 16
 
 struct msend {
     tandem_ctx *ctx;
@@ -42,6 +48,10 @@ struct msend {
     int source_paused;           /* the save finished: the source waits for us */
     int was_running;             /* else it was paused before: it stays paused whatever happens */
     int64_t t_paused;
+    /* --copy-storage: the disks open for reading, and whether the VMM tracks their writes. */
+    int disk_fd[MIG_MAX_DISKS];
+    uint64_t disk_size[MIG_MAX_DISKS];
+    int tracking;
 };
 
 static void report(struct msend *m, const char *phase)
@@ -391,66 +401,233 @@ static int all_zero(const uint8_t *b, size_t n)
 }
 
 /*
- * --copy-storage, with the source paused: every non-zero 1 MiB chunk of
- * every disk as a disk-data frame (its BLAKE2b-256 inside, so the
- * authenticated frame vouches for the raw bytes that follow).
+ * One disk-data frame for disk i: read [off, off+len) (clipped to the
+ * disk's size) and send it with its BLAKE2b-256 inside the frame, so the
+ * authenticated frame vouches for the raw bytes that follow. With
+ * skip_zero an all-zero piece is not sent (the first pass: the receiver's
+ * file is sparse); a re-sent dirty block is always sent, zeros included.
  */
-static int copy_disks(struct msend *m)
+static int send_piece(struct msend *m, int i, uint64_t off, uint64_t len, uint8_t *buf,
+                      int skip_zero)
 {
-    uint8_t *buf = malloc(DISK_CHUNK), digest[32];
+    const char *path = m->cfg.disks[i].pdev_path;
+    uint8_t digest[32];
     char hex[65];
-    int rc = 0, fd = -1;
+    size_t got = 0;
+    json_t *f;
+    int rc, e;
 
+    if (off >= m->disk_size[i])
+        return 0;
+    if (len > m->disk_size[i] - off)
+        len = m->disk_size[i] - off;
+    while (got < len) {
+        ssize_t n = pread(m->disk_fd[i], buf + got, len - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "disk %s: read at %llu", path,
+                                      (unsigned long long)(off + got));
+        if (n == 0)
+            break; /* shrank under us: the sample check after the copy says so */
+        got += (size_t)n;
+    }
+    if (got == 0 || (skip_zero && all_zero(buf, got)))
+        return 0;
+    crypto_generichash(digest, sizeof(digest), buf, got, NULL, 0);
+    tdm_mig_hex(digest, sizeof(digest), hex);
+    f = json_pack("{s:s,s:i,s:I,s:i,s:s}", "msg", "disk-data", "disk", i, "offset", (json_int_t)off,
+                  "len", (int)got, "hash", hex);
+    rc = f ? tdm_mig_send(m->ctx, m->conn, f)
+           : tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot copy the disks");
+    json_decref(f);
+    if (rc)
+        return rc;
+    e = tdm_mig_write_all(m->conn->wfd, buf, got);
+    if (e < 0)
+        return tandem_error_errno(m->ctx, TANDEM_ERR_IO, -e, "cannot send to %s", m->conn->peer);
+    m->stats->storage_bytes += got;
+    return 0;
+}
+
+/* The disk of our config at path, or -1. */
+static int disk_index(const struct msend *m, const char *path)
+{
+    for (int i = 0; i < m->cfg.num_disks && i < MIG_MAX_DISKS; i++)
+        if (path && m->cfg.disks[i].pdev_path && strcmp(m->cfg.disks[i].pdev_path, path) == 0)
+            return i;
+    return -1;
+}
+
+/* {"cmd":"disk-dirty","op":op} to the source's VMM (docs/control.md). */
+static int disk_dirty(struct msend *m, const char *op, json_t **reply)
+{
+    json_t *extra = json_pack("{s:s}", "op", op);
+    int rc = extra ? tdm_domain_request(m->ctx, m->root, m->domid, "disk-dirty", extra, reply)
+                   : tandem_error(m->ctx, TANDEM_ERR_NOMEM, "out of memory");
+    json_decref(extra);
+    return rc;
+}
+
+/* Stop the VMM's tracking (a failed or finished --copy-storage); errors are not ours to report. */
+static void disk_dirty_stop(struct msend *m)
+{
+    tandem_ctx *c2 = NULL;
+    json_t *r = NULL;
+
+    if (!m->tracking || tandem_ctx_alloc(&c2) != 0)
+        return;
+    tandem_ctx *keep = m->ctx;
+    m->ctx = c2;
+    (void)disk_dirty(m, "stop", &r);
+    m->ctx = keep;
+    m->tracking = 0;
+    json_decref(r);
+    tandem_ctx_free(c2);
+}
+
+/*
+ * Fetch the dirty blocks (clearing them in the VMM) and re-send them, in
+ * pieces of at most DISK_CHUNK. *blocks gets how many there were. Repeats
+ * while the VMM says its reply could not hold them all.
+ */
+static int send_dirty(struct msend *m, uint64_t *blocks)
+{
+    uint8_t *buf = malloc(DISK_CHUNK);
+    json_t *reply = NULL;
+    int rc = 0, more = 1;
+
+    *blocks = 0;
     if (!buf)
         return tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot copy the disks");
-    for (int i = 0; i < m->cfg.num_disks; i++) {
-        const char *path = m->cfg.disks[i].pdev_path;
-        uint64_t off = 0;
-        if (!path || !path[0])
-            continue;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "disk %s", path);
+    while (more) {
+        json_t *d;
+        size_t k;
+        uint64_t bs;
+
+        json_decref(reply);
+        reply = NULL;
+        rc = disk_dirty(m, "fetch", &reply);
+        if (rc)
+            goto out;
+        bs = jint(reply, "block_size");
+        more = json_is_true(json_object_get(reply, "more"));
+        if (bs == 0 || bs > DISK_CHUNK || DISK_CHUNK % bs) {
+            rc = tandem_error(m->ctx, TANDEM_ERR_PROTO,
+                              "%s: its VMM tracks dirty disk blocks of %llu bytes", m->label,
+                              (unsigned long long)bs);
             goto out;
         }
-        for (;;) {
-            ssize_t n = pread(fd, buf, DISK_CHUNK, (off_t)off);
-            json_t *f;
-            int e;
-            if (n < 0) {
-                rc = tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "disk %s: read at %llu", path,
-                                        (unsigned long long)off);
-                goto out;
-            }
-            if (n == 0)
-                break;
-            if (!all_zero(buf, (size_t)n)) {
-                crypto_generichash(digest, sizeof(digest), buf, (size_t)n, NULL, 0);
-                tdm_mig_hex(digest, sizeof(digest), hex);
-                f = json_pack("{s:s,s:i,s:I,s:i,s:s}", "msg", "disk-data", "disk", i, "offset",
-                              (json_int_t)off, "len", (int)n, "hash", hex);
-                rc = f ? tdm_mig_send(m->ctx, m->conn, f)
-                       : tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot copy the disks");
-                json_decref(f);
-                if (rc)
-                    goto out;
-                e = tdm_mig_write_all(m->conn->wfd, buf, (size_t)n);
-                if (e < 0) {
-                    rc = tandem_error_errno(m->ctx, TANDEM_ERR_IO, -e, "cannot send to %s",
-                                            m->conn->peer);
-                    goto out;
+        json_array_foreach(json_object_get(reply, "disks"), k, d)
+        {
+            const char *path = json_string_value(json_object_get(d, "path"));
+            int i = disk_index(m, path);
+            json_t *r;
+            size_t j;
+            if (i < 0 || m->disk_fd[i] < 0)
+                continue; /* a disk not in the migrated config (read-only ones are never dirty) */
+            json_array_foreach(json_object_get(d, "ranges"), j, r)
+            {
+                uint64_t first = (uint64_t)json_integer_value(json_array_get(r, 0));
+                uint64_t count = (uint64_t)json_integer_value(json_array_get(r, 1));
+                *blocks += count;
+                for (uint64_t off = first * bs, end = (first + count) * bs; off < end;
+                     off += DISK_CHUNK) {
+                    uint64_t len = end - off < DISK_CHUNK ? end - off : DISK_CHUNK;
+                    rc = send_piece(m, i, off, len, buf, 0);
+                    if (rc)
+                        goto out;
                 }
-                m->stats->storage_bytes += (uint64_t)n;
             }
-            off += (uint64_t)n;
         }
-        close(fd);
-        fd = -1;
     }
 out:
-    if (fd >= 0)
-        close(fd);
+    json_decref(reply);
     free(buf);
+    return rc;
+}
+
+/*
+ * 2b. --copy-storage, while the guest runs: the VMM starts tracking
+ * writes, every non-zero chunk of every disk goes across, then the blocks
+ * written meanwhile, in rounds while that set shrinks; `disk-copy-done`
+ * ends the phase. Tracking goes on through the memory pre-copy: what is
+ * dirty at the end goes in phase 6 with the source paused.
+ */
+static int phase_disk_copy(struct msend *m)
+{
+    json_t *reply = NULL, *d, *done = NULL;
+    uint8_t *buf = NULL;
+    uint64_t prev = UINT64_MAX, blocks = 0;
+    size_t k;
+    int rc;
+
+    if (!m->params->copy_storage)
+        return 0;
+    report(m, "disk-copy");
+    for (int i = 0; i < m->cfg.num_disks; i++) {
+        const char *path = m->cfg.disks[i].pdev_path;
+        struct stat st;
+        if (!path || !path[0])
+            continue;
+        if (i >= MIG_MAX_DISKS)
+            return tandem_error(m->ctx, TANDEM_ERR_INVAL,
+                                "%s has more than %d disks; --copy-storage copies at most %d",
+                                m->label, MIG_MAX_DISKS, MIG_MAX_DISKS);
+        m->disk_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (m->disk_fd[i] < 0 || fstat(m->disk_fd[i], &st) < 0)
+            return tandem_error_errno(m->ctx, TANDEM_ERR_IO, errno, "disk %s", path);
+        m->disk_size[i] = (uint64_t)st.st_size;
+    }
+    /* Tracking first: a write after this is either read by the first pass or marked. */
+    rc = disk_dirty(m, "start", &reply);
+    if (rc)
+        goto out;
+    m->tracking = 1;
+    for (int i = 0; i < m->cfg.num_disks && i < MIG_MAX_DISKS; i++) {
+        int found = 0;
+        if (m->disk_fd[i] < 0)
+            continue;
+        json_array_foreach(json_object_get(reply, "disks"), k, d) found |=
+            disk_index(m, json_string_value(json_object_get(d, "path"))) == i;
+        if (!found && m->cfg.disks[i].readwrite) {
+            rc = tandem_error(m->ctx, TANDEM_ERR_FAIL,
+                              "%s: its VMM does not track disk %s; cannot copy it live", m->label,
+                              m->cfg.disks[i].pdev_path);
+            goto out;
+        }
+    }
+    buf = malloc(DISK_CHUNK);
+    if (!buf) {
+        rc = tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot copy the disks");
+        goto out;
+    }
+    for (int i = 0; i < m->cfg.num_disks && i < MIG_MAX_DISKS; i++)
+        for (uint64_t off = 0; m->disk_fd[i] >= 0 && off < m->disk_size[i]; off += DISK_CHUNK)
+            if ((rc = send_piece(m, i, off, DISK_CHUNK, buf, 1)))
+                goto out;
+    /* Rounds of what was written meanwhile, while that shrinks. */
+    for (unsigned round = 1; round <= DISK_ROUNDS_MAX; round++) {
+        rc = send_dirty(m, &blocks);
+        if (rc)
+            goto out;
+        m->stats->storage_rounds = round;
+        m->stats->storage_dirty_blocks += blocks;
+        if (blocks <= DISK_ROUNDS_ENOUGH || blocks >= prev)
+            break;
+        prev = blocks;
+    }
+    done = json_pack("{s:s,s:I,s:I}", "msg", "disk-copy-done", "rounds",
+                     (json_int_t)m->stats->storage_rounds, "bytes",
+                     (json_int_t)m->stats->storage_bytes);
+    rc = done ? tdm_mig_send(m->ctx, m->conn, done)
+              : tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot encode disk-copy-done");
+out:
+    free(buf);
+    json_decref(reply);
+    json_decref(done);
+    if (rc)
+        tandem_error_prefix(m->ctx, "copying the disks");
     return rc;
 }
 
@@ -464,10 +641,17 @@ static int phase_have_state(struct msend *m)
     if (!disks)
         return tandem_error(m->ctx, TANDEM_ERR_NOMEM, "cannot list the disks");
     if (m->params->copy_storage) {
+        /* The source is paused: what it wrote since the last round is all that is left. */
+        uint64_t t0 = tdm_mig_now_ms(), before = m->stats->storage_bytes, blocks;
         report(m, "storage");
-        rc = copy_disks(m);
-        if (rc)
+        rc = send_dirty(m, &blocks);
+        disk_dirty_stop(m);
+        if (rc) {
+            tandem_error_prefix(m->ctx, "copying the last dirty disk blocks");
             goto out;
+        }
+        m->stats->storage_final_bytes = m->stats->storage_bytes - before;
+        m->stats->storage_final_ms = (uint64_t)(tdm_mig_now_ms() - (int64_t)t0);
     }
     for (int i = 0; i < m->cfg.num_disks; i++) {
         const tandem_device_disk *d = &m->cfg.disks[i];
@@ -584,6 +768,8 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
     const char *phase = "hello";
     int rc;
 
+    for (int i = 0; i < MIG_MAX_DISKS; i++)
+        m.disk_fd[i] = -1;
     memset(m.stats, 0, sizeof(*m.stats));
     tandem_domain_config_init(&m.cfg);
     m.root = tandem_rundir();
@@ -595,6 +781,7 @@ int tandem_domain_migrate_send(tandem_ctx *ctx, uint32_t domid, tandem_migrate_c
     }
     /* Before the stream: a failure leaves the source untouched. */
     if ((rc = phase_hello(&m)) || (phase = "config", rc = phase_config(&m)) ||
+        (phase = "disk-copy", rc = phase_disk_copy(&m)) ||
         (phase = "ready", rc = phase_ready(&m)) || (phase = "stream", rc = phase_stream(&m)))
         goto fail_resume; /* resumes only if the save had finished (source_paused) */
     /* Source paused, receiver restoring: resume the source unless the receiver has it all. */
@@ -638,6 +825,10 @@ fail_resume:
     tandem_error_prefix(ctx, "migration failed in phase %s", phase);
     tdm_mig_send_error(conn, phase, tandem_ctx_error(ctx));
 out:
+    disk_dirty_stop(&m);
+    for (int i = 0; i < MIG_MAX_DISKS; i++)
+        if (m.disk_fd[i] >= 0)
+            close(m.disk_fd[i]);
     tdm_mig_guard_disarm(&m.guard);
     if (m.ctl >= 0)
         close(m.ctl);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vmm.h"
+#include "vmm_blkdirty.h"
 
 #define SECTOR_SIZE 512u
 
@@ -158,6 +159,7 @@ int vmm_block_write(struct vmm_dev *d, uint64_t offset, const void *buf, uint64_
         }
         done += (uint64_t)n;
     }
+    vmm_blkdirty_mark(d, offset, len); /* migration (--copy-storage); after the data is in */
     {
         void (*hook)(struct vmm_dev *, uint64_t, const void *, uint64_t) =
             __atomic_load_n(&d->blk.on_write, __ATOMIC_ACQUIRE);

@@ -13,6 +13,7 @@
 
 #include "tandem.h"
 #include "vmm.h"
+#include "vmm_blkdirty.h"
 #include "vmm_remus.h"
 
 #define CONTROL_MSG_MAX 65536
@@ -218,6 +219,8 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
                      : error_reply("cannot encode the device list");
     } else if (strcmp(cmd, "remus-status") == 0) {
         reply = vmm_remus_status(vm); /* docs/remus.md */
+    } else if (strcmp(cmd, "disk-dirty") == 0) {
+        reply = vmm_blkdirty_request(vm, req); /* migration --copy-storage, docs/control.md */
     } else if (strcmp(cmd, "destroy") == 0) {
         *destroy = true;
         reply = json_pack("{s:b}", "ok", 1);

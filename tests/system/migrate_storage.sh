@@ -4,7 +4,9 @@
 # different file there (two hosts without shared storage). kvstore under load moves with its disk;
 # destroyed and created again on backup from the copied disk it replays its log and no
 # acknowledged write is lost. Also: --copy-storage onto the sender's own file is refused and the
-# source keeps running; an existing file on the receiver is never overwritten.
+# source keeps running; an existing file on the receiver is never overwritten. The disk holds 31 MiB
+# of random bytes besides the log, copied while kvstore runs under load and writes its log (the
+# re-sent dirty blocks are counted and must be > 0); the copied random region must be identical.
 # usage: migrate_storage.sh TANDEM TANDEM-VMM GUEST-DIR TANDEM-KVCLIENT
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/kv_guest_lib.sh"
@@ -22,6 +24,10 @@ B="$HOSTS_DIR/disks-backup" # what backup's receiver sees at $M
 HIST="$RUNDIR_CLIENT/history"
 mkdir -p "$M" "$B"
 truncate -s 64M "$M/kv.img" || fail "cannot make the disk image"
+# 31 MiB of random bytes in the log's second region (kvstore starts in the first), so the live
+# copy takes long enough for the loaded guest to write during it.
+head -c $((31 << 20)) /dev/urandom >"$HOSTS_DIR/fill" || fail "cannot make random bytes"
+dd if="$HOSTS_DIR/fill" of="$M/kv.img" bs=1M seek=33 conv=notrunc status=none || fail "cannot fill the disk"
 trap_show() {
     [ "${PASSED:-}" = 1 ] && return
     show_domain primary kvstore
@@ -63,6 +69,13 @@ out=$(on_host primary "$T" migrate --copy-storage -s "ip netns exec" --receiver 
 echo "$out" | tail -2
 [ "$(exactly_one kvstore)" = backup ] || fail "kvstore does not run on backup"
 [ -s "$B/kv.img" ] || fail "no disk file on backup's side"
+# Copied while the guest ran, with the blocks it wrote meanwhile sent again.
+live=$(echo "$out" | sed -n 's/^disks copied live: \([0-9]*\)\.[0-9] MB.* re-sent \([0-9]*\) dirty blocks.*/\1 \2/p')
+[ -n "$live" ] || fail "no live disk copy reported: $out"
+set -- $live
+[ "$1" -ge 32 ] || fail "only $1 MB of the disk went across"
+[ "$2" -gt 0 ] || fail "no dirty block was re-sent: the guest wrote nothing during the copy?"
+cmp -n $((31 << 20)) -i $((33 << 20)):0 "$B/kv.img" "$HOSTS_DIR/fill" || fail "the copied disk's random region differs"
 wait "$CLIENT_PID"
 rc=$?
 summary=$(tail -1 "$HIST.out")
