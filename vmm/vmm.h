@@ -175,7 +175,9 @@ struct vmm {
     bool vcpu_thread_started;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool want_pause;   /* toolstack asked to pause */
+    bool want_pause;   /* the vCPU must park: user_pause || engine_holds */
+    bool user_pause;   /* toolstack asked to pause (`pause`, save, created paused) */
+    unsigned engine_holds; /* the Remus epoch engine holds it briefly (not a user pause) */
     bool want_stop;    /* toolstack asked to destroy */
     bool vcpu_parked;  /* vCPU thread is waiting, not in KVM_RUN */
     bool vcpu_done;    /* vCPU thread has returned */
@@ -256,6 +258,15 @@ int vmm_run_start(struct vmm *vm, bool start_paused, char *err, size_t errlen);
 /* Ask the vCPU to stop running guest code and wait until it has. */
 void vmm_run_pause(struct vmm *vm);
 void vmm_run_unpause(struct vmm *vm);
+/*
+ * The checkpoint engine's brief stop, kept apart from the user's pause:
+ * hold parks the vCPU (returns once parked or done) without making the
+ * domain look paused (`info` says paused only for a user pause); release
+ * lets it run again unless the user paused it meanwhile or before. Calls
+ * pair up; a user unpause during a hold takes effect at the release.
+ */
+void vmm_run_hold(struct vmm *vm);
+void vmm_run_release(struct vmm *vm);
 /* Stop the vCPU thread for good (destroy) and join it. */
 void vmm_run_stop(struct vmm *vm);
 /* Join a vCPU thread that finished on its own (after done_fd fired). */

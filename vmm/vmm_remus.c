@@ -164,17 +164,19 @@ static void early_end(struct vmm *vm)
 
 static uint64_t last_kick_ns; /* how long the last suspend waited for the vCPU (telemetry) */
 
-/* Stop the vCPU and the I/O thread; *was_paused tells whether someone else had paused it. */
-static bool suspend(struct vmm *vm, bool *was_paused)
+/*
+ * Stop the vCPU and the I/O thread for an epoch: an engine hold, not a
+ * user pause (vmm_run_hold), so `info` does not show it and a user pause
+ * landing meanwhile survives resume(). False when the vCPU has finished.
+ * Every suspend is paired with one resume, whatever suspend returned.
+ */
+static bool suspend(struct vmm *vm)
 {
     uint64_t t0;
     bool done;
 
-    pthread_mutex_lock(&vm->lock);
-    *was_paused = vm->want_pause;
-    pthread_mutex_unlock(&vm->lock);
     t0 = mono_ns();
-    vmm_run_pause(vm);
+    vmm_run_hold(vm);
     last_kick_ns = mono_ns() - t0;
     vmm_io_suspend(vm);
     pthread_mutex_lock(&vm->lock);
@@ -183,11 +185,11 @@ static bool suspend(struct vmm *vm, bool *was_paused)
     return !done;
 }
 
-static void resume(struct vmm *vm, bool was_paused)
+/* End the hold: the guest runs again unless the user paused it (it may stay paused, protected). */
+static void resume(struct vmm *vm)
 {
     vmm_io_resume(vm);
-    if (!was_paused)
-        vmm_run_unpause(vm);
+    vmm_run_release(vm);
 }
 
 /* ---- capture and send ----------------------------------------------------------------------- */
@@ -430,11 +432,11 @@ static bool await_ack(struct remus *r, uint64_t epoch, unsigned timeout_ms)
 static void end_protection(struct remus *r, enum remus_state to, bool send_end)
 {
     struct vmm *vm = r->vm;
-    bool was_paused, alive = suspend(vm, &was_paused);
 
+    suspend(vm); /* a finished vCPU is fine here: the hooks still come off */
     devs_teardown(r, true);
     vmm_dirty_stop(vm, &r->dirty);
-    resume(vm, was_paused || !alive);
+    resume(vm);
     if (send_end && r->w && tandem_stream_write_end(r->w) < 0)
         vmm_log("remus: could not send END to the backup: %s", tandem_ctx_error(r->ctx));
     pthread_mutex_lock(&r->lock);
@@ -491,18 +493,18 @@ static bool run_epoch(struct remus *r)
     struct epoch_stat es = {0};
     struct vmm_netbuf_stats ns;
     uint64_t t0, t1, t2, t3, ts, tc, bytes0, epoch;
-    bool was_paused, first;
+    bool first;
 
     t0 = mono_ns();
-    if (!suspend(vm, &was_paused)) {
-        resume(vm, true);
+    if (!suspend(vm)) {
+        resume(vm);
         snprintf(r->why, sizeof(r->why), "the guest stopped (%s)", vmm_halt_name(vm->halt));
         end_protection(r, R_STOPPED, true);
         return false;
     }
     ts = mono_ns();
     if (capture(r, &es.dirty) < 0) {
-        resume(vm, was_paused);
+        resume(vm);
         snprintf(r->why, sizeof(r->why), "capturing the state failed: %.400s", r->err);
         end_protection(r, R_UNPROTECTED, false);
         return false;
@@ -518,7 +520,7 @@ static bool run_epoch(struct remus *r)
     for (unsigned k = 0; k < vm->num_devs; k++)
         if (r->dops[k] && r->dops[k]->preresume)
             r->dops[k]->preresume(vm, &vm->devs[k]);
-    resume(vm, was_paused);
+    resume(vm);
     t1 = mono_ns();
 
     bytes0 = tandem_stream_bytes(r->w);
@@ -650,7 +652,6 @@ static int initial_sync(struct remus *r)
     uint64_t pfns[TANDEM_STREAM_WRITE_BATCH];
     const void *ptrs[TANDEM_STREAM_WRITE_BATCH];
     size_t nb = 0;
-    bool was_paused;
     char *json;
     size_t len;
     int rc = -1;
@@ -670,8 +671,8 @@ static int initial_sync(struct remus *r)
         return stream_fail(r);
     rc = -1;
 
-    if (!suspend(vm, &was_paused)) {
-        resume(vm, true);
+    if (!suspend(vm)) {
+        resume(vm);
         snprintf(r->err, sizeof(r->err), "the domain has stopped (%s)", vmm_halt_name(vm->halt));
         return -1;
     }
@@ -679,17 +680,17 @@ static int initial_sync(struct remus *r)
         const struct vmm_remus_dev_ops *o = dev_ops_for(r, &vm->devs[k]);
         if (o && o->setup && o->setup(vm, &vm->devs[k], r->err, sizeof(r->err)) < 0) {
             devs_teardown(r, true);
-            resume(vm, was_paused);
+            resume(vm);
             return -1;
         }
         r->dops[k] = o;
     }
     if (vmm_dirty_start(vm, &r->dirty, r->err, sizeof(r->err)) < 0) {
         devs_teardown(r, true);
-        resume(vm, was_paused);
+        resume(vm);
         return -1;
     }
-    resume(vm, was_paused);
+    resume(vm);
 
     copy = malloc((size_t)TANDEM_STREAM_WRITE_BATCH * PAGE_SIZE);
     if (!copy) {
@@ -971,10 +972,10 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
     return json_pack("{s:b,s:I}", "ok", 1, "epoch", (json_int_t)r->acked);
 
 fail_synced : {
-    bool was_paused, alive = suspend(vm, &was_paused);
+    suspend(vm);
     devs_teardown(r, true);
     vmm_dirty_stop(vm, &r->dirty);
-    resume(vm, was_paused || !alive);
+    resume(vm);
 }
     pthread_mutex_lock(&g_lock);
     g_remus = NULL;

@@ -156,7 +156,8 @@ static void park(struct vmm *vm)
     /* Frozen while parked, so a paused domain's CPU time does not move. */
     vm->cpu_time_parked_ns = vm->cpu_time_base_ns + thread_cpu_ns();
     vm->vcpu_parked = true;
-    vm->state = VMM_STATE_PAUSED;
+    if (vm->user_pause) /* an epoch's brief hold is not a pause the user should see */
+        vm->state = VMM_STATE_PAUSED;
     pthread_cond_broadcast(&vm->cond);
     while (vm->want_pause && !vm->want_stop)
         pthread_cond_wait(&vm->cond, &vm->lock);
@@ -222,6 +223,8 @@ int vmm_run_start(struct vmm *vm, bool start_paused, char *err, size_t errlen)
     int rc;
 
     vm->want_pause = start_paused;
+    vm->user_pause = start_paused;
+    vm->engine_holds = 0;
     vm->want_stop = false;
     vm->vcpu_done = false;
     vm->vcpu_parked = false;
@@ -254,25 +257,63 @@ static void kick(struct vmm *vm)
         pthread_kill(vm->vcpu_thread, KICK_SIGNAL);
 }
 
+/* Park the vCPU (vm->lock held): ask, kick, wait until parked or done. */
+static void park_locked(struct vmm *vm)
+{
+    if (!vm->vcpu_thread_started || vm->vcpu_done)
+        return;
+    if (!vm->want_pause) {
+        __atomic_store_n(&vm->want_pause, true, __ATOMIC_RELEASE);
+        kick(vm);
+    }
+    while (!vm->vcpu_parked && !vm->vcpu_done)
+        pthread_cond_wait(&vm->cond, &vm->lock);
+}
+
+/* Let it run unless someone still wants it stopped (vm->lock held). */
+static void unpark_locked(struct vmm *vm)
+{
+    bool still = vm->user_pause || vm->engine_holds > 0;
+
+    __atomic_store_n(&vm->want_pause, still, __ATOMIC_RELEASE);
+    if (!vm->vcpu_done && vm->vcpu_thread_started)
+        vm->state = vm->user_pause ? VMM_STATE_PAUSED : VMM_STATE_RUNNING;
+    pthread_cond_broadcast(&vm->cond);
+}
+
 void vmm_run_pause(struct vmm *vm)
 {
     pthread_mutex_lock(&vm->lock);
-    if (vm->vcpu_thread_started && !vm->vcpu_done && !vm->want_pause) {
-        __atomic_store_n(&vm->want_pause, true, __ATOMIC_RELEASE);
-        kick(vm);
-        while (!vm->vcpu_parked && !vm->vcpu_done)
-            pthread_cond_wait(&vm->cond, &vm->lock);
-    }
+    vm->user_pause = true;
+    park_locked(vm);
+    /* Already parked by an epoch's hold: it is the user's pause now too. */
+    if (vm->vcpu_thread_started && !vm->vcpu_done)
+        vm->state = VMM_STATE_PAUSED;
     pthread_mutex_unlock(&vm->lock);
 }
 
 void vmm_run_unpause(struct vmm *vm)
 {
     pthread_mutex_lock(&vm->lock);
-    __atomic_store_n(&vm->want_pause, false, __ATOMIC_RELEASE);
-    if (!vm->vcpu_done && vm->vcpu_thread_started)
-        vm->state = VMM_STATE_RUNNING;
-    pthread_cond_broadcast(&vm->cond);
+    vm->user_pause = false;
+    unpark_locked(vm);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+void vmm_run_hold(struct vmm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->engine_holds++;
+    park_locked(vm);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+void vmm_run_release(struct vmm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->engine_holds > 0)
+        vm->engine_holds--;
+    unpark_locked(vm);
     pthread_mutex_unlock(&vm->lock);
 }
 
