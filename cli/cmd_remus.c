@@ -287,12 +287,98 @@ int cmd_remus_receive(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+/* remus-status --follow: one line per delivered step, then the epoch's telemetry. */
+struct follow_state {
+    long left; /* epochs still to show; <= 0: until protection ends */
+};
+
+static int follow_suspend(tandem_ctx *ctx, uint32_t domid, void *opaque)
+{
+    (void)ctx;
+    (void)domid;
+    (void)opaque;
+    printf("suspend\n");
+    return 0;
+}
+
+static int follow_postcopy(tandem_ctx *ctx, uint32_t domid, void *opaque)
+{
+    (void)ctx;
+    (void)domid;
+    (void)opaque;
+    printf("postcopy\n");
+    return 0;
+}
+
+static int follow_checkpoint(tandem_ctx *ctx, uint32_t domid, uint64_t epoch, void *opaque)
+{
+    (void)ctx;
+    (void)domid;
+    (void)opaque;
+    printf("checkpoint %llu\n", (unsigned long long)epoch);
+    return 1;
+}
+
+static void follow_telemetry(const struct tandem_remus_epoch *e, void *opaque)
+{
+    struct follow_state *fs = opaque;
+
+    printf("epoch %llu: pause %llu us, %llu dirty pages, %llu bytes, send %.3f ms, ack %.3f ms, "
+           "%llu frames held\n",
+           (unsigned long long)e->epoch, (unsigned long long)e->pause_us,
+           (unsigned long long)e->dirty_pages, (unsigned long long)e->bytes, e->send_ms, e->ack_ms,
+           (unsigned long long)e->frames_held);
+    if (fs->left > 0)
+        fs->left--;
+}
+
+/* Stops following after the telemetry of the last wanted epoch. */
+static int follow_checkpoint_counted(tandem_ctx *ctx, uint32_t domid, uint64_t epoch, void *opaque)
+{
+    struct follow_state *fs = opaque;
+
+    follow_checkpoint(ctx, domid, epoch, opaque);
+    return fs->left == 1 ? 0 : 1;
+}
+
+static int remus_follow(struct cli *cli, int argc, char **argv)
+{
+    struct follow_state fs = {0};
+    struct tandem_checkpoint_callbacks cb = {follow_suspend, follow_postcopy, follow_checkpoint,
+                                             &fs};
+    uint32_t domid;
+    char *end;
+    int i = 2;
+
+    if (i + 1 < argc && strcmp(argv[i], "--epochs") == 0) {
+        fs.left = strtol(argv[i + 1], &end, 10);
+        if (*end || fs.left <= 0)
+            return cli_usage_error(cli, "remus-status", "--epochs '%s' is not a positive number",
+                                   argv[i + 1]);
+        cb.checkpoint = follow_checkpoint_counted;
+        i += 2;
+    }
+    if (argc - i != 1)
+        return cli_usage_error(cli, "remus-status", "--follow takes one domain");
+    if (tandem_domain_lookup(cli->ctx, argv[i], &domid))
+        return cli_fail_ctx(cli, NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (tandem_domain_remus_follow(cli->ctx, domid, &cb, follow_telemetry, &fs))
+        return cli_fail_ctx(cli, NULL);
+    if (fs.left == 0 && cb.checkpoint == follow_checkpoint_counted)
+        return 0;
+    fprintf(stderr, "remus-status: protection of %s has ended\n", argv[i]);
+    return 0;
+}
+
 int cmd_remus_status(struct cli *cli, int argc, char **argv)
 {
     uint32_t domid;
     char *json = NULL;
     int rc = 0;
 
+    if (argc >= 2 && strcmp(argv[1], "--follow") == 0)
+        return remus_follow(cli, argc, argv);
     if (argc < 2) {
         tandem_dominfo *infos = NULL;
         int n = 0;

@@ -163,11 +163,14 @@ const struct cli_cmd cli_commands[] = {
      "  --listen ADDR:PORT  accept one `tandem remus --tcp` sender instead (it must prove it\n"
      "                      holds the key of --key-file FILE); --timeout S to give up waiting\n",
      0},
-    {"remus-status", cmd_remus_status, "[DOM...]",
+    {"remus-status", cmd_remus_status, "[DOM...] | --follow [--epochs N] DOM",
      "Show Remus state and per-epoch telemetry (JSON) of the domains named, or of all.",
      "  state: protected (RPO = 0), unprotected (backup lost: RPO != 0, reason given),\n"
      "  syncing, stopped or off; configured_hz / achieved_hz; recent epochs with pause_us,\n"
-     "  dirty_pages, bytes, send_ms, ack_ms, frames_held.\n",
+     "  dirty_pages, bytes, send_ms, ack_ms, frames_held.\n"
+     "  --follow       stay attached and print every epoch's steps as the VMM reports them\n"
+     "                 (suspend, postcopy, checkpoint N, then its telemetry) until protection\n"
+     "                 ends (exit 1 if the backup was lost) or N epochs (--epochs N) were shown\n",
      0},
 };
 

@@ -51,9 +51,13 @@ struct tandem_save_stats {
  *              (TANDEM_SAVE_LEAVE_RUNNING, or Remus), else stays paused.
  *   checkpoint the CHECKPOINT record of epoch `epoch` is on the stream:
  *              everything before it is one consistent state. Return 0 to
- *              finish (save, migration), 1 to ask for another epoch
- *              (Remus, issue 7: it calls this sequence once per epoch and
- *              sleeps for its interval in here).
+ *              finish (save, migration), 1 to ask for another epoch.
+ *
+ * Remus delivers the same sequence once per epoch through
+ * tandem_domain_remus_follow (tandem_remus.h): there the VMM's epoch
+ * engine runs on its own and the callbacks observe each step after the
+ * fact (checkpoint = the backup acknowledged the epoch); 1 keeps
+ * following, 0 stops following (protection goes on).
  *
  * A negative return from any callback makes the call fail with that
  * code once the VMM has finished the current step (the VMM is not

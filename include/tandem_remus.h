@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "tandem_checkpoint.h"
 #include "tandem_migrate.h"
 #include "tandem_types.h"
 
@@ -40,6 +41,41 @@ int tandem_domain_remus_start(tandem_ctx *ctx, const tandem_remus_info *info, ui
  * stopped), rpo_zero, configured and achieved rate, recent epochs.
  */
 int tandem_domain_remus_status(tandem_ctx *ctx, uint32_t domid, char **json_out);
+
+/* One epoch's telemetry, as remus-status reports it (docs/remus.md "Status"). */
+struct tandem_remus_epoch {
+    uint64_t epoch;
+    uint64_t pause_us;    /* guest stopped for the capture */
+    uint64_t dirty_pages; /* pages in the checkpoint */
+    uint64_t bytes;       /* stream bytes of the checkpoint */
+    uint64_t frames_held; /* frames still buffered after its commit */
+    double send_ms;       /* writing it to the backup */
+    double ack_ms;        /* then waiting for the backup's ACK (and committing) */
+};
+typedef void tandem_remus_epoch_cb(const struct tandem_remus_epoch *e, void *opaque);
+
+/*
+ * Stay attached to protected domain domid and hear every epoch through the
+ * save path's callbacks (tandem_checkpoint.h), in order: cb->suspend,
+ * cb->postcopy, cb->checkpoint(epoch), each with cb->opaque, then
+ * telemetry(e, opaque) (may be NULL). The VMM pushes each epoch's steps
+ * on this control connection as it goes (suspend and postcopy right after
+ * the pause ends, checkpoint once the backup acknowledged it); nothing
+ * waits for the caller, so following never slows the guest. The
+ * callbacks run on the caller's thread, after the fact: they observe,
+ * they cannot hold the epoch. cb may be NULL (telemetry only).
+ * Returns when protection ends: 0 when it stopped (the domain was
+ * destroyed or stopped), TANDEM_ERR_FAIL naming the reason when the
+ * backup was lost (the domain runs on unprotected). Also returns 0 when
+ * cb->checkpoint returns 0 (stop following; 1 goes on), and a negative
+ * callback return as is; protection goes on in both cases. Errors:
+ * TANDEM_ERR_NOTFOUND, TANDEM_ERR_FAIL (not protected: the VMM's message),
+ * TANDEM_ERR_IO (the VMM died, or the caller read so slowly that the VMM
+ * dropped it rather than wait).
+ */
+int tandem_domain_remus_follow(tandem_ctx *ctx, uint32_t domid,
+                               const struct tandem_checkpoint_callbacks *cb,
+                               tandem_remus_epoch_cb *telemetry, void *opaque);
 
 /* Receiver log callback: one line of what happens (the CLI prints it to stderr). */
 typedef void tandem_remus_log_cb(void *opaque, const char *line);

@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -155,6 +157,168 @@ int tandem_domain_remus_status(tandem_ctx *ctx, uint32_t domid, char **json_out)
             rc = tandem_error(ctx, TANDEM_ERR_PROTO, "remus-status: malformed reply from the VMM");
     }
     json_decref(reply);
+    return rc;
+}
+
+/* ---- following the epochs ---------------------------------------------------------------- */
+
+#define FOLLOW_MSG_MAX 65536
+
+static uint64_t follow_u64(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/*
+ * One remus_step message: the callback of its step (and the telemetry
+ * after checkpoint). Returns 1 to go on, 0 when the checkpoint callback
+ * said finish, or the first negative callback return.
+ */
+static int follow_step(tandem_ctx *ctx, uint32_t domid, const struct tandem_checkpoint_callbacks *cb,
+                       tandem_remus_epoch_cb *telemetry, void *opaque, json_t *st)
+{
+    const char *step = json_string_value(json_object_get(st, "step"));
+    struct tandem_remus_epoch e = {
+        .epoch = follow_u64(st, "epoch"),
+        .pause_us = follow_u64(st, "pause_us"),
+        .dirty_pages = follow_u64(st, "dirty_pages"),
+        .bytes = follow_u64(st, "bytes"),
+        .frames_held = follow_u64(st, "frames_held"),
+        .send_ms = json_number_value(json_object_get(st, "send_ms")),
+        .ack_ms = json_number_value(json_object_get(st, "ack_ms")),
+    };
+    int rc = 1;
+
+    if (!step)
+        return 1; /* a newer VMM's message: ignore it */
+    if (strcmp(step, "suspend") == 0) {
+        if (cb->suspend && (rc = cb->suspend(ctx, domid, cb->opaque)) >= 0)
+            rc = 1;
+    } else if (strcmp(step, "postcopy") == 0) {
+        if (cb->postcopy && (rc = cb->postcopy(ctx, domid, cb->opaque)) >= 0)
+            rc = 1;
+    } else if (strcmp(step, "checkpoint") == 0) {
+        if (cb->checkpoint)
+            rc = cb->checkpoint(ctx, domid, e.epoch, cb->opaque);
+        if (rc >= 0 && telemetry)
+            telemetry(&e, opaque);
+    }
+    return rc;
+}
+
+int tandem_domain_remus_follow(tandem_ctx *ctx, uint32_t domid,
+                               const struct tandem_checkpoint_callbacks *cb,
+                               tandem_remus_epoch_cb *telemetry, void *opaque)
+{
+    static const struct tandem_checkpoint_callbacks none;
+    const char *root = tandem_rundir(), *req = "{\"cmd\":\"remus-follow\"}";
+    char *label = NULL, *dir = NULL, *buf = NULL;
+    enum tdm_dom_status st;
+    json_t *msg = NULL, *j;
+    int s = -1, rc = 0;
+    bool attached = false;
+
+    if (!cb)
+        cb = &none;
+    label = tdm_domain_label(root, domid);
+    dir = tdm_domain_path(root, domid, NULL);
+    buf = malloc(FOLLOW_MSG_MAX + 1);
+    if (!label || !dir || !buf) {
+        rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    st = tdm_domain_status(root, domid, NULL);
+    if (st != TDM_DOM_LIVE) {
+        rc = tandem_error(ctx, st == TDM_DOM_CREATING ? TANDEM_ERR_BUSY : TANDEM_ERR_NOTFOUND,
+                          "remus-follow: %s %s", label,
+                          st == TDM_DOM_CREATING ? "is still being created" : "does not exist");
+        goto out;
+    }
+    s = tdm_control_connect(dir);
+    if (s < 0) {
+        rc = tandem_error_errno(ctx, TANDEM_ERR_NOTFOUND, -s,
+                                "remus-follow: cannot reach the VMM of %s", label);
+        goto out;
+    }
+    if (send(s, req, strlen(req), MSG_NOSIGNAL) < 0) {
+        rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno,
+                                "remus-follow: cannot send the request to %s", label);
+        goto out;
+    }
+    /*
+     * No timeout: epochs may be far apart (a long interval, a slow backup);
+     * the VMM ends the stream with remus_end, or its death closes it.
+     */
+    for (;;) {
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        ssize_t n;
+
+        if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+            rc = tandem_error_errno(ctx, TANDEM_ERR_IO, errno, "remus-follow: poll");
+            goto out;
+        }
+        n = recv(s, buf, FOLLOW_MSG_MAX, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            rc = tandem_error(ctx, TANDEM_ERR_IO,
+                              attached ? "remus-follow: the connection to the VMM of %s ended "
+                                         "without a word on protection (the VMM died, or this "
+                                         "caller fell behind and was dropped)"
+                                       : "remus-follow: the VMM of %s closed the connection "
+                                         "before it answered",
+                              label);
+            goto out;
+        }
+        buf[n] = '\0';
+        json_decref(msg);
+        msg = json_loadb(buf, (size_t)n, 0, NULL);
+        if (!json_is_object(msg)) {
+            rc = tandem_error(ctx, TANDEM_ERR_PROTO,
+                              "remus-follow: malformed message from %s: %.200s", label, buf);
+            goto out;
+        }
+        if (!attached) {
+            const char *e = json_string_value(json_object_get(msg, "error"));
+            if (!json_is_true(json_object_get(msg, "ok"))) {
+                rc = tandem_error(ctx, TANDEM_ERR_FAIL, "%s: %s", label,
+                                  e ? e : "the VMM refused remus-follow without saying why");
+                goto out;
+            }
+            attached = true;
+            continue;
+        }
+        if ((j = json_object_get(msg, "remus_step"))) {
+            rc = follow_step(ctx, domid, cb, telemetry, opaque, j);
+            if (rc <= 0)
+                goto out; /* 0: the caller is done following; protection goes on */
+            rc = 0;
+            continue;
+        }
+        if ((j = json_object_get(msg, "remus_end"))) {
+            const char *state = json_string_value(json_object_get(j, "state"));
+            const char *why = json_string_value(json_object_get(j, "reason"));
+            if (state && strcmp(state, "unprotected") == 0)
+                rc = tandem_error(ctx, TANDEM_ERR_FAIL,
+                                  "%s is UNPROTECTED after epoch %llu: %s (it runs on here, RPO "
+                                  "is no longer 0)",
+                                  label, (unsigned long long)follow_u64(j, "acked"),
+                                  why ? why : "the backup was lost");
+            else
+                rc = 0;
+            goto out;
+        }
+        /* Anything else is a message of a newer VMM: ignore it. */
+    }
+out:
+    if (s >= 0)
+        close(s);
+    json_decref(msg);
+    free(buf);
+    free(dir);
+    free(label);
     return rc;
 }
 

@@ -242,7 +242,7 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
         }
     } else {
         reply = error_reply("unknown command '%s' (known: info, devices, pause, unpause, "
-                            "destroy, rename, save, remus, remus-status)",
+                            "destroy, rename, save, remus, remus-status, remus-follow)",
                             cmd);
     }
 out:
@@ -326,6 +326,8 @@ static bool serve_client(struct vmm *vm, int fd, bool *destroy)
     else if (req && json_is_object(req) &&
              strcmp(json_string_value(json_object_get(req, "cmd")) ?: "", "remus") == 0)
         reply = vmm_remus_request(vm, fd, req, rfds, nrfds); /* vmm_remus.c, docs/remus.md */
+    else if (cmd && strcmp(cmd, "remus-follow") == 0)
+        later = !(reply = vmm_remus_follow(vm, fd)); /* replied itself when attached */
     else
         reply = handle_request(vm, buf, (size_t)n, destroy);
     json_decref(req);

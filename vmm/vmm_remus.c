@@ -21,6 +21,7 @@
 #define FIRST_ACK_TIMEOUT_MS 60000u /* the first checkpoint carries all of RAM and the disks */
 #define TELEMETRY 256u              /* epochs kept for remus-status */
 #define CONFIG_MAX (16u << 20)
+#define FOLLOWERS_MAX 4u            /* remus-follow connections at a time */
 
 enum remus_state { R_SYNC, R_PROTECTED, R_UNPROTECTED, R_STOPPED };
 static const char *const state_names[] = {"syncing", "protected", "unprotected", "stopped"};
@@ -74,6 +75,11 @@ struct remus {
     struct ring_state rings[TANDEM_ABI_MAX_DEVICES];
     uint64_t con_total;
     char err[VMM_ERRLEN];
+
+    /* remus-follow connections (dups of control connections), protected by flock */
+    pthread_mutex_t flock;
+    int followers[FOLLOWERS_MAX];
+    unsigned nfollowers;
 };
 
 static struct remus *g_remus; /* one protection per VMM at a time */
@@ -426,6 +432,94 @@ static bool await_ack(struct remus *r, uint64_t epoch, unsigned timeout_ms)
     return ok;
 }
 
+/* ---- followers (remus-follow) --------------------------------------------------------------- */
+
+/*
+ * Send one message to every follower. Never blocks the engine: a follower
+ * whose socket is full (it stopped reading) or gone is dropped (closed),
+ * so it sees the connection end without a remus_end and knows it missed
+ * messages.
+ */
+static void followers_send(struct remus *r, const char *msg, bool last)
+{
+    size_t len = strlen(msg);
+
+    pthread_mutex_lock(&r->flock);
+    for (unsigned i = 0; i < r->nfollowers;) {
+        if (send(r->followers[i], msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len || last) {
+            if (!last)
+                vmm_log("remus: a follower fell behind or left; dropped it");
+            close(r->followers[i]);
+            r->followers[i] = r->followers[--r->nfollowers];
+            continue;
+        }
+        i++;
+    }
+    pthread_mutex_unlock(&r->flock);
+}
+
+static bool have_followers(struct remus *r)
+{
+    bool any;
+
+    pthread_mutex_lock(&r->flock);
+    any = r->nfollowers > 0;
+    pthread_mutex_unlock(&r->flock);
+    return any;
+}
+
+/* The steps of an epoch's pause, reported once it has ended (so they do not lengthen it). */
+static void followers_pause(struct remus *r, uint64_t epoch, uint64_t t_suspend, uint64_t t_resume)
+{
+    char msg[256];
+
+    if (!have_followers(r))
+        return;
+    snprintf(msg, sizeof(msg),
+             "{\"remus_step\":{\"step\":\"suspend\",\"epoch\":%llu,\"t_ns\":%llu}}",
+             (unsigned long long)epoch, (unsigned long long)t_suspend);
+    followers_send(r, msg, false);
+    snprintf(msg, sizeof(msg),
+             "{\"remus_step\":{\"step\":\"postcopy\",\"epoch\":%llu,\"t_ns\":%llu,"
+             "\"pause_us\":%llu}}",
+             (unsigned long long)epoch, (unsigned long long)t_resume,
+             (unsigned long long)((t_resume - t_suspend) / 1000));
+    followers_send(r, msg, false);
+}
+
+/* The epoch's checkpoint is acknowledged and committed: its telemetry. */
+static void followers_checkpoint(struct remus *r, const struct epoch_stat *e)
+{
+    char msg[512];
+
+    if (!have_followers(r))
+        return;
+    snprintf(msg, sizeof(msg),
+             "{\"remus_step\":{\"step\":\"checkpoint\",\"epoch\":%llu,\"pause_us\":%llu,"
+             "\"dirty_pages\":%llu,\"bytes\":%llu,\"send_ms\":%.3f,\"ack_ms\":%.3f,"
+             "\"frames_held\":%llu}}",
+             (unsigned long long)e->epoch, (unsigned long long)e->pause_us,
+             (unsigned long long)e->dirty, (unsigned long long)e->bytes, e->send_us / 1000.0,
+             e->ack_us / 1000.0, (unsigned long long)e->held_frames);
+    followers_send(r, msg, false);
+}
+
+/* Protection ended (r->state and r->why set): tell the followers and let them go. */
+static void followers_end(struct remus *r)
+{
+    json_t *j;
+    char *text;
+
+    pthread_mutex_lock(&r->lock);
+    j = json_pack("{s:{s:s,s:s,s:I}}", "remus_end", "state", state_names[r->state], "reason",
+                  r->why[0] ? r->why : "stopped", "acked", (json_int_t)r->acked);
+    pthread_mutex_unlock(&r->lock);
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    followers_send(r, text ? text : "{\"remus_end\":{\"state\":\"stopped\"}}", true);
+    free(text);
+}
+
 /* ---- the engine ------------------------------------------------------------------------------ */
 
 /* Backup gone (or protection stopped): let every held frame out, stop capturing. */
@@ -443,6 +537,7 @@ static void end_protection(struct remus *r, enum remus_state to, bool send_end)
     r->state = to;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
+    followers_end(r);
     if (to == R_UNPROTECTED)
         vmm_log("remus: UNPROTECTED after epoch %llu: %s; the domain keeps running here, its "
                 "held output was released (RPO is no longer 0)",
@@ -522,6 +617,7 @@ static bool run_epoch(struct remus *r)
             r->dops[k]->preresume(vm, &vm->devs[k]);
     resume(vm);
     t1 = mono_ns();
+    followers_pause(r, epoch, ts, t1);
 
     bytes0 = tandem_stream_bytes(r->w);
     if (send_state(r, epoch) < 0) {
@@ -572,6 +668,7 @@ static bool run_epoch(struct remus *r)
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
+    followers_checkpoint(r, &es);
     if (first)
         vmm_log("remus: PROTECTED: first checkpoint (epoch %llu, %llu bytes) acknowledged after "
                 "%llu ms",
@@ -812,6 +909,9 @@ static void remus_free(struct remus *r)
     if (r->recv_fd >= 0 && r->recv_fd != r->send_fd)
         close(r->recv_fd);
     vmm_state_free(&r->st);
+    for (unsigned i = 0; i < r->nfollowers; i++)
+        close(r->followers[i]);
+    pthread_mutex_destroy(&r->flock);
     free(r->pfns);
     free(r->ptrs);
     free(r->pages);
@@ -873,6 +973,7 @@ json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fd
     if (!r)
         return errj("remus: out of memory");
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->flock, NULL);
     {
         /* Every timed wait here computes CLOCK_MONOTONIC deadlines. */
         pthread_condattr_t ca;
@@ -985,6 +1086,49 @@ fail_synced : {
     return reply;
 fail:
     remus_free(r);
+    return reply;
+}
+
+json_t *vmm_remus_follow(struct vmm *vm, int client)
+{
+    const char *ok = "{\"ok\":true}";
+    json_t *reply = NULL;
+    struct remus *r;
+    int fd;
+
+    pthread_mutex_lock(&g_lock);
+    r = g_remus;
+    if (!r) {
+        reply = errj("remus-follow: domain '%s' is not protected", vm->p.name);
+        goto out;
+    }
+    pthread_mutex_lock(&r->lock);
+    if (r->state != R_PROTECTED && r->state != R_SYNC)
+        reply = errj("remus-follow: protection of '%s' has ended (%s): %s", vm->p.name,
+                     state_names[r->state], r->why[0] ? r->why : "stopped");
+    pthread_mutex_unlock(&r->lock);
+    if (reply)
+        goto out;
+    pthread_mutex_lock(&r->flock);
+    if (r->nfollowers == FOLLOWERS_MAX) {
+        pthread_mutex_unlock(&r->flock);
+        reply = errj("remus-follow: %u followers already", FOLLOWERS_MAX);
+        goto out;
+    }
+    fd = fcntl(client, F_DUPFD_CLOEXEC, 3);
+    /* The reply goes first, under flock: no step can overtake it. */
+    if (fd < 0 || send(fd, ok, strlen(ok), MSG_NOSIGNAL) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        pthread_mutex_unlock(&r->flock);
+        reply = errj("remus-follow: %s", strerror(e));
+        goto out;
+    }
+    r->followers[r->nfollowers++] = fd;
+    pthread_mutex_unlock(&r->flock);
+out:
+    pthread_mutex_unlock(&g_lock);
     return reply;
 }
 

@@ -108,6 +108,14 @@ uint64_t vmm_diskhold_discard(void);
  * the domain then runs on, unprotected, as before).
  */
 json_t *vmm_remus_request(struct vmm *vm, int client, json_t *req, const int *fds, int nfds);
+/*
+ * The `remus-follow` request on control connection client: NULL once the
+ * reply {"ok":true} was sent and the connection attached; from then on the
+ * epoch thread sends remus_step messages (suspend, postcopy, checkpoint
+ * with telemetry) for every epoch and a last remus_end when protection
+ * ends (docs/remus.md "Following the epochs"). Else the error reply.
+ */
+json_t *vmm_remus_follow(struct vmm *vm, int client);
 /* The `remus-status` reply (docs/remus.md "Status"). */
 json_t *vmm_remus_status(struct vmm *vm);
 /* Stop protecting (the domain is being destroyed): END to the backup, buffers released. */
