@@ -376,6 +376,14 @@ static int phase_disk_copy(struct mrecv *r)
             say(r, "disks copied while the source ran: %lld bytes, %lld round(s) of dirty blocks",
                 (long long)json_integer_value(json_object_get(msg, "bytes")),
                 (long long)json_integer_value(json_object_get(msg, "rounds")));
+            /* Flush now, while the source runs: the fsync before have-state is then short. */
+            for (size_t k = 0; k < r->ndisk; k++)
+                if (r->disk_fd[k] >= 0 && fdatasync(r->disk_fd[k]) < 0) {
+                    rc = tandem_error_errno(
+                        r->ctx, TANDEM_ERR_IO, errno, "cannot flush disk %s",
+                        json_string_value(json_object_get(json_array_get(r->disks, k), "path")));
+                    break;
+                }
             break;
         }
         if (strcmp(what, "disk-data") != 0) {
