@@ -242,7 +242,8 @@ static json_t *handle_request(struct vmm *vm, const char *text, size_t len, bool
         }
     } else {
         reply = error_reply("unknown command '%s' (known: info, devices, pause, unpause, "
-                            "destroy, rename, save, remus, remus-status, remus-follow)",
+                            "destroy, rename, save, remus, remus-status, remus-follow, "
+                            "disk-dirty)",
                             cmd);
     }
 out:
