@@ -226,6 +226,7 @@ struct hold_write {
 
 static struct hold_write *hold_head, **hold_tail = &hold_head;
 static uint64_t hold_bytes;
+static uint64_t direct_written; /* bit per disk index written directly since the last commit */
 
 static struct vmm_dev *disk_by_index(struct vmm *vm, uint32_t index)
 {
@@ -238,7 +239,8 @@ static struct vmm_dev *disk_by_index(struct vmm *vm, uint32_t index)
 }
 
 int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
-                     const struct tandem_stream_extent *e, char *err, size_t errlen)
+                     const struct tandem_stream_extent *e, bool direct, char *err,
+                     size_t errlen)
 {
     struct vmm_dev *d = disk_by_index(vm, disk);
     uint64_t off = e->sector * sector_size, len = (uint64_t)e->count * sector_size;
@@ -254,6 +256,15 @@ int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
                  d->blk.path, (unsigned long long)len, (unsigned long long)off,
                  (unsigned long long)d->blk.capacity, d->blk.readonly ? " (read-only)" : "");
         return -1;
+    }
+    if (direct) {
+        if (len && vmm_block_write(d, off, e->data, len) != 0) {
+            snprintf(err, errlen, "disk %s: a write of %llu bytes at %llu failed", d->blk.path,
+                     (unsigned long long)len, (unsigned long long)off);
+            return -1;
+        }
+        direct_written |= disk < 64 ? 1ull << disk : 0;
+        return 0;
     }
     h = malloc(sizeof(*h) + len);
     if (!h) {
@@ -274,9 +285,10 @@ int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
 int vmm_diskhold_commit(struct vmm *vm, char *err, size_t errlen)
 {
     struct hold_write *h;
-    uint64_t synced = 0; /* bit per disk index written */
+    uint64_t synced = direct_written; /* bit per disk index written */
     int rc = 0;
 
+    direct_written = 0;
     while ((h = hold_head)) {
         struct vmm_dev *d = disk_by_index(vm, h->disk);
         hold_head = h->next;

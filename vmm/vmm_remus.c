@@ -789,6 +789,23 @@ static int initial_sync(struct remus *r)
     }
     resume(vm);
 
+    /* Refuse before copying anything: the initial disk copy is held in memory. */
+    {
+        uint64_t total = 0;
+        for (unsigned k = 0; k < vm->num_devs; k++)
+            if (r->dops[k] == &vmm_diskbuf_ops)
+                total += vm->devs[k].blk.capacity;
+        if (total > VMM_DISKBUF_IMAGE_MAX) {
+            snprintf(r->err, sizeof(r->err),
+                     "the domain's disks add up to %llu MiB; the initial disk copy is held in "
+                     "memory and limited to %llu MiB (docs/remus.md \"Limits\"); protect it "
+                     "without disk replication (-F -d) over disks made identical beforehand, "
+                     "or with smaller disks",
+                     (unsigned long long)(total >> 20),
+                     (unsigned long long)(VMM_DISKBUF_IMAGE_MAX >> 20));
+            goto out;
+        }
+    }
     copy = malloc((size_t)TANDEM_STREAM_WRITE_BATCH * PAGE_SIZE);
     if (!copy) {
         snprintf(r->err, sizeof(r->err), "out of memory");

@@ -84,15 +84,25 @@ uint64_t vmm_diskbuf_held(struct vmm_dev *d);
  * The initial disk copy: read d's whole image now (the capture already
  * runs, so writes racing the copy are sent again after it); the next
  * vmm_diskbuf_send writes it ahead of the captured writes. -1 with err.
+ * The copy is held in memory until then (a streamed copy would need
+ * pre-images of writes racing it to keep checkpoint 1 consistent), so
+ * protection refuses domains whose replicated disks add up to more than
+ * VMM_DISKBUF_IMAGE_MAX (checked before anything is read or allocated).
  */
+#define VMM_DISKBUF_IMAGE_MAX (1ull << 30)
 int vmm_diskbuf_snapshot_image(struct vmm_dev *d, char *err, size_t errlen);
 
 /*
  * Backup: DISK_WRITES of the state being received are held in memory and
- * written to the disk images only when its CHECKPOINT arrives.
+ * written to the disk images only when its CHECKPOINT arrives. direct:
+ * write at once instead (the first state, which carries the initial disk
+ * copy: before the first commit there is no failover, so nothing needs
+ * the image's old contents and the copy is not held in memory); the next
+ * commit makes those writes durable too.
  */
 int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
-                     const struct tandem_stream_extent *e, char *err, size_t errlen);
+                     const struct tandem_stream_extent *e, bool direct, char *err,
+                     size_t errlen);
 /* Write what is held to the images (in stream order); -1 with err on an I/O error. */
 int vmm_diskhold_commit(struct vmm *vm, char *err, size_t errlen);
 /* Drop what is held (a partial state at failover). Returns the bytes dropped. */

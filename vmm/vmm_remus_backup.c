@@ -171,7 +171,8 @@ static int ack_hook(struct vmm *vm, uint64_t epoch)
 static int disk_hook(struct vmm *vm, uint32_t disk, uint32_t sector_size,
                      const struct tandem_stream_extent *e, char *err, size_t errlen)
 {
-    return vmm_diskhold_add(vm, disk, sector_size, e, err, errlen);
+    /* Before the first commit there is no failover: write through, hold nothing. */
+    return vmm_diskhold_add(vm, disk, sector_size, e, B.committed == 0, err, errlen);
 }
 
 static int broken_hook(struct vmm *vm, uint64_t last_epoch, bool any, const char *what)

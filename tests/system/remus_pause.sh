@@ -55,10 +55,12 @@ for i in $(seq 1 15); do
     on_host primary "$T" pause tk || fail "pause $i"
     sleep 0.05
     a=$(vmm_cmd primary tk info)
-    e1=$(field "$(on_host primary "$T" remus-status tk)" epoch)
+    s1=$(on_host primary "$T" remus-status tk 2>&1) || fail "pause $i: remus-status: $s1"
+    e1=$(field "$s1" epoch)
     sleep 0.2
     b=$(vmm_cmd primary tk info)
-    e2=$(field "$(on_host primary "$T" remus-status tk)" epoch)
+    s2=$(on_host primary "$T" remus-status tk 2>&1) || fail "pause $i: remus-status: $s2"
+    e2=$(field "$s2" epoch)
     echo "$a" | grep -qE '"state": ?"paused"' || fail "pause $i: info right after: $a"
     echo "$b" | grep -qE '"state": ?"paused"' || fail "pause $i: an epoch undid the user's pause: $b"
     [ "$(field "$a" cpu_time_ns)" = "$(field "$b" cpu_time_ns)" ] ||

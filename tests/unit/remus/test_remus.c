@@ -162,9 +162,9 @@ static void test_diskhold_commit_and_discard(void **state)
     memset(a, 'a', sizeof(a));
     memset(b, 'b', sizeof(b));
     e = (struct tandem_stream_extent){1, 1, a}; /* sector 1 */
-    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, err, sizeof(err)), 0);
+    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, false, err, sizeof(err)), 0);
     e = (struct tandem_stream_extent){1, 2, b}; /* sectors 1-2: a later write wins */
-    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, err, sizeof(err)), 0);
+    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, false, err, sizeof(err)), 0);
     assert_int_equal(pread(fd, buf, sizeof(buf), 512), sizeof(buf));
     assert_int_equal(buf[0], 0); /* nothing applied before the commit */
     assert_int_equal(vmm_diskhold_commit(&vm, err, sizeof(err)), 0);
@@ -172,17 +172,26 @@ static void test_diskhold_commit_and_discard(void **state)
     assert_memory_equal(buf, b, sizeof(b));
     /* A partial state is dropped at failover: its writes never reach the image. */
     e = (struct tandem_stream_extent){0, 1, a};
-    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, err, sizeof(err)), 0);
+    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, false, err, sizeof(err)), 0);
     assert_int_equal(vmm_diskhold_discard(), 512);
     assert_int_equal(vmm_diskhold_commit(&vm, err, sizeof(err)), 0);
     assert_int_equal(pread(fd, buf, 512, 0), 512);
     assert_int_equal(buf[0], 0);
     /* Writes outside the disk, or for a disk that does not exist, name what was wrong. */
     e = (struct tandem_stream_extent){16, 1, a};
-    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, err, sizeof(err)), -1);
+    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, false, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "does not fit"));
-    assert_int_equal(vmm_diskhold_add(&vm, 3, 512, &e, err, sizeof(err)), -1);
+    assert_int_equal(vmm_diskhold_add(&vm, 3, 512, &e, false, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no such disk"));
+    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, true, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "does not fit"));
+    /* direct (the first state: the initial copy): written at once, nothing held. */
+    e = (struct tandem_stream_extent){4, 1, a};
+    assert_int_equal(vmm_diskhold_add(&vm, 0, 512, &e, true, err, sizeof(err)), 0);
+    assert_int_equal(pread(fd, buf, 512, 4 * 512), 512);
+    assert_memory_equal(buf, a, 512);
+    assert_int_equal(vmm_diskhold_discard(), 0);
+    assert_int_equal(vmm_diskhold_commit(&vm, err, sizeof(err)), 0);
     close(fd);
 }
 
