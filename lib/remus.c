@@ -176,7 +176,8 @@ static uint64_t follow_u64(json_t *o, const char *key)
  * after checkpoint). Returns 1 to go on, 0 when the checkpoint callback
  * said finish, or the first negative callback return.
  */
-static int follow_step(tandem_ctx *ctx, uint32_t domid, const struct tandem_checkpoint_callbacks *cb,
+static int follow_step(tandem_ctx *ctx, uint32_t domid,
+                       const struct tandem_checkpoint_callbacks *cb,
                        tandem_remus_epoch_cb *telemetry, void *opaque, json_t *st)
 {
     const char *step = json_string_value(json_object_get(st, "step"));

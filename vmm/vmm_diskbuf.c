@@ -239,8 +239,7 @@ static struct vmm_dev *disk_by_index(struct vmm *vm, uint32_t index)
 }
 
 int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
-                     const struct tandem_stream_extent *e, bool direct, char *err,
-                     size_t errlen)
+                     const struct tandem_stream_extent *e, bool direct, char *err, size_t errlen)
 {
     struct vmm_dev *d = disk_by_index(vm, disk);
     uint64_t off = e->sector * sector_size, len = (uint64_t)e->count * sector_size;

@@ -22,7 +22,7 @@
 
 #define EV_STOP UINT32_MAX
 #define EV_WAKE (UINT32_MAX - 1) /* vmm_io_wake: an output buffer has room again */
-#define EV_DOORBELL 0x10000u /* data.u32 = handle | EV_DOORBELL; plain handle = TAP readable */
+#define EV_DOORBELL 0x10000u     /* data.u32 = handle | EV_DOORBELL; plain handle = TAP readable */
 #define MAX_SLOTS 4096u
 /*
  * After the last piece of work the thread keeps polling the rings this

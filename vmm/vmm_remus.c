@@ -21,7 +21,7 @@
 #define FIRST_ACK_TIMEOUT_MS 60000u /* the first checkpoint carries all of RAM and the disks */
 #define TELEMETRY 256u              /* epochs kept for remus-status */
 #define CONFIG_MAX (16u << 20)
-#define FOLLOWERS_MAX 4u            /* remus-follow connections at a time */
+#define FOLLOWERS_MAX 4u /* remus-follow connections at a time */
 
 enum remus_state { R_SYNC, R_PROTECTED, R_UNPROTECTED, R_STOPPED };
 static const char *const state_names[] = {"syncing", "protected", "unprotected", "stopped"};

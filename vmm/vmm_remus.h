@@ -101,8 +101,7 @@ int vmm_diskbuf_snapshot_image(struct vmm_dev *d, char *err, size_t errlen);
  * commit makes those writes durable too.
  */
 int vmm_diskhold_add(struct vmm *vm, uint32_t disk, uint32_t sector_size,
-                     const struct tandem_stream_extent *e, bool direct, char *err,
-                     size_t errlen);
+                     const struct tandem_stream_extent *e, bool direct, char *err, size_t errlen);
 /* Write what is held to the images (in stream order); -1 with err on an I/O error. */
 int vmm_diskhold_commit(struct vmm *vm, char *err, size_t errlen);
 /* Drop what is held (a partial state at failover). Returns the bytes dropped. */
