@@ -24,8 +24,7 @@ static int is_executable(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, X_OK) == 0;
 }
 
-/* The tandem-vmm to run: $TANDEM_VMM, next to our executable, its ../vmm/, then PATH. */
-static int find_vmm(tandem_ctx *ctx, char **out)
+int tdm_find_vmm(tandem_ctx *ctx, char **out)
 {
     char self[PATH_MAX], cand[PATH_MAX + 32];
     const char *env = getenv("TANDEM_VMM"), *path;
@@ -184,11 +183,7 @@ out:
     return rc;
 }
 
-/*
- * Read the VMM's one ready line. 0 with *line (malloc'd, may be NULL on
- * EOF without a line), or TANDEM_ERR_TIMEOUT.
- */
-static int read_ready(int fd, int timeout_ms, char **line)
+int tdm_read_ready_line(int fd, int timeout_ms, char **line)
 {
     int64_t deadline = now_ms() + timeout_ms;
     char *buf = malloc(READY_LINE_MAX + 1);
@@ -311,7 +306,7 @@ static int create_prepare(struct create *c, const tandem_domain_config *in)
                             "domain '%s': the configuration cannot be written as JSON (a string "
                             "that is not UTF-8 or a value out of range)",
                             c->name);
-    rc = find_vmm(c->ctx, &c->vmm_path);
+    rc = tdm_find_vmm(c->ctx, &c->vmm_path);
     if (rc)
         tandem_error_prefix(c->ctx, "domain '%s'", c->name);
     return rc;
@@ -384,7 +379,7 @@ static int create_await_ready(struct create *c)
     json_t *j = NULL, *ok, *err;
     int rc;
 
-    rc = read_ready(c->ready_fd, timeout, &line);
+    rc = tdm_read_ready_line(c->ready_fd, timeout, &line);
     if (rc == TANDEM_ERR_TIMEOUT) {
         rc = tandem_error(c->ctx, rc,
                           "domain '%s': the VMM (pid %d) did not report ready within %d ms; "

@@ -198,4 +198,18 @@ int tdm_wait_pid_gone(pid_t pid, int timeout_ms);
 /* Milliseconds from environment variable name, or def when unset or not a positive number. */
 int tdm_env_ms(const char *name, int def);
 
+/*
+ * The tandem-vmm to run: $TANDEM_VMM, next to the running executable, its
+ * ../vmm/ (the build tree), then PATH. *out is an absolute, malloc'd path
+ * (the VMM runs after chdir("/")); TANDEM_ERR_NOTFOUND says where it looked.
+ */
+int tdm_find_vmm(tandem_ctx *ctx, char **out);
+
+/*
+ * Read a VMM's one ready line from fd within timeout_ms. 0 with *line
+ * malloc'd, or NULL when the VMM closed the pipe without a line (it died);
+ * TANDEM_ERR_TIMEOUT or TANDEM_ERR_NOMEM, with no message recorded.
+ */
+int tdm_read_ready_line(int fd, int timeout_ms, char **line);
+
 #endif

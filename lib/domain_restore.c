@@ -19,71 +19,7 @@
 /* Fixed fd numbers in the VMM, passed as --ready-fd and --restore-fd. */
 #define READY_FD 3
 #define STREAM_FD 4
-#define READY_LINE_MAX 4096
 #define RESTORE_TIMEOUT_MS 600000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int is_executable(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, X_OK) == 0;
-}
-
-/* The tandem-vmm to run, found as tandem_domain_create finds it: $TANDEM_VMM, next to us, PATH. */
-static int find_vmm(tandem_ctx *ctx, char **out)
-{
-    char self[PATH_MAX], cand[PATH_MAX + 32];
-    const char *env = getenv("TANDEM_VMM"), *path;
-    ssize_t n;
-
-    *out = NULL;
-    if (env && env[0]) {
-        if (!is_executable(env))
-            return tandem_error(ctx, TANDEM_ERR_NOTFOUND,
-                                "TANDEM_VMM is '%s', which is not an executable file", env);
-        *out = env[0] == '/' ? strdup(env) : realpath(env, NULL);
-        goto done;
-    }
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        char *slash;
-        self[n] = '\0';
-        slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(cand, sizeof(cand), "%s/tandem-vmm", self);
-            if (!is_executable(cand))
-                snprintf(cand, sizeof(cand), "%s/../vmm/tandem-vmm", self);
-            if (is_executable(cand)) {
-                *out = strdup(cand);
-                goto done;
-            }
-        }
-    }
-    for (path = getenv("PATH"); path && *path;) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        if (len > 0 && len < PATH_MAX) {
-            snprintf(cand, sizeof(cand), "%.*s/tandem-vmm", (int)len, path);
-            if (is_executable(cand)) {
-                *out = strdup(cand);
-                goto done;
-            }
-        }
-        path = colon ? colon + 1 : NULL;
-    }
-    return tandem_error(ctx, TANDEM_ERR_NOTFOUND,
-                        "cannot find tandem-vmm (set TANDEM_VMM, or install it next to tandem "
-                        "or on PATH)");
-done:
-    return *out ? 0 : tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
-}
 
 /* One restore, step by step; each step records what it made for rollback. */
 struct restore {
@@ -184,34 +120,22 @@ static int spawn(struct restore *r, int ready_w)
 /* The VMM's one ready line, or an error (timeout, death without a word). */
 static int await_ready(struct restore *r, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    char line[READY_LINE_MAX + 1];
-    size_t len = 0;
+    char *line = NULL;
     json_t *j = NULL, *err;
-    int rc = 0;
+    int rc = tdm_read_ready_line(r->ready_fd, timeout_ms, &line);
 
-    for (;;) {
-        struct pollfd p = {.fd = r->ready_fd, .events = POLLIN};
-        int64_t left = deadline - now_ms();
-        ssize_t n;
-        if (left <= 0 || poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) == 0) {
-            rc = tandem_error(r->ctx, TANDEM_ERR_TIMEOUT,
-                              "restore of '%s': the VMM (pid %d) did not finish reading the "
-                              "stream within %d ms; killed it",
-                              r->name, (int)r->vmm, timeout_ms);
-            goto out;
-        }
-        n = read(r->ready_fd, line + len, READY_LINE_MAX - len);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (memchr(line, '\n', len) || len == READY_LINE_MAX)
-            break;
+    if (rc == TANDEM_ERR_TIMEOUT) {
+        rc = tandem_error(r->ctx, TANDEM_ERR_TIMEOUT,
+                          "restore of '%s': the VMM (pid %d) did not finish reading the "
+                          "stream within %d ms; killed it",
+                          r->name, (int)r->vmm, timeout_ms);
+        goto out;
     }
-    line[len] = '\0';
-    if (len == 0) {
+    if (rc) {
+        rc = tandem_error(r->ctx, rc, "restore of '%s': out of memory", r->name);
+        goto out;
+    }
+    if (!line) {
         char *why;
         tdm_wait_pid_gone(r->vmm, 5000);
         why = tdm_exit_summary(r->root, r->domid);
@@ -232,6 +156,7 @@ static int await_ready(struct restore *r, int timeout_ms)
                           line);
 out:
     json_decref(j);
+    free(line);
     return rc;
 }
 
@@ -256,7 +181,7 @@ static int restore_prepare(struct restore *r, const tandem_domain_config *in)
         return tandem_error(r->ctx, TANDEM_ERR_INVAL,
                             "restore of '%s': the configuration cannot be written as JSON",
                             r->name);
-    return find_vmm(r->ctx, &r->vmm_path);
+    return tdm_find_vmm(r->ctx, &r->vmm_path);
 }
 
 /* Take a domid and the name (refused if a domain has it), write config.json. */

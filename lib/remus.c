@@ -407,33 +407,6 @@ static int map_disks(tandem_ctx *ctx, tandem_domain_config *cfg, char *const dis
     return 0;
 }
 
-/* Same search as `create`: $TANDEM_VMM, next to tandem, ../vmm/, PATH. */
-static char *find_vmm(void)
-{
-    const char *env = getenv("TANDEM_VMM");
-    char self[PATH_MAX], cand[PATH_MAX + 32];
-    ssize_t n;
-
-    if (env && env[0])
-        return env[0] == '/' ? strdup(env) : realpath(env, NULL);
-    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        char *slash;
-        self[n] = '\0';
-        slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(cand, sizeof(cand), "%s/tandem-vmm", self);
-            if (access(cand, X_OK) == 0)
-                return strdup(cand);
-            snprintf(cand, sizeof(cand), "%s/../vmm/tandem-vmm", self);
-            if (access(cand, X_OK) == 0)
-                return strdup(cand);
-        }
-    }
-    return strdup("tandem-vmm");
-}
-
 int tandem_remus_receive(tandem_ctx *ctx, int rfd, int wfd, char *const disk_map[],
                          tandem_remus_log_cb *log, void *opaque, uint32_t *domid_out)
 {
@@ -464,10 +437,12 @@ int tandem_remus_receive(tandem_ctx *ctx, int rfd, int wfd, char *const disk_map
     snprintf(tmo, sizeof(tmo), "%d",
              (int)json_integer_value(json_object_get(pre, "failover_timeout_ms")));
     snprintf(hb, sizeof(hb), "%d", (int)json_integer_value(json_object_get(pre, "heartbeat_ms")));
+    rc = tdm_find_vmm(ctx, &vmm);
+    if (rc)
+        goto out;
     root = strdup(tandem_rundir());
     json = tandem_domain_config_to_json(&cfg);
-    vmm = find_vmm();
-    if (!root || !json || !vmm) {
+    if (!root || !json) {
         rc = tandem_error(ctx, TANDEM_ERR_NOMEM, "out of memory");
         goto out;
     }
