@@ -21,6 +21,12 @@ static struct track {
     uint64_t nblocks;
 } tracks[TANDEM_ABI_MAX_DEVICES];
 
+/* Bitmaps replaced because a slot's disk changed size: kept (and reachable) for the same reason. */
+static struct retired {
+    struct retired *next;
+    uint64_t *bits;
+} *retired;
+
 static size_t words_of(uint64_t nblocks)
 {
     return (size_t)((nblocks + 63) / 64);
@@ -70,11 +76,22 @@ static json_t *start(struct vmm *vm)
         nblocks = (d->blk.capacity + VMM_BLKDIRTY_BLOCK - 1) >> VMM_BLKDIRTY_SHIFT;
         __atomic_store_n(&t->on, false, __ATOMIC_RELEASE);
         if (!t->bits || t->nblocks != nblocks) {
-            /* A different disk in this slot: the old map is left behind (see `tracks`). */
+            /* A different disk in this slot: the old map is retired, not freed (see `tracks`). */
             uint64_t *bits = calloc(words_of(nblocks), sizeof(uint64_t));
             if (!bits) {
                 json_decref(disks);
                 return fail("disk-dirty: out of memory for a dirty bitmap");
+            }
+            if (t->bits) {
+                struct retired *r = malloc(sizeof(*r));
+                if (!r) {
+                    free(bits);
+                    json_decref(disks);
+                    return fail("disk-dirty: out of memory for a dirty bitmap");
+                }
+                r->bits = t->bits;
+                r->next = retired;
+                retired = r;
             }
             t->bits = bits;
             t->nblocks = nblocks;
