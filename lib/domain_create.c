@@ -84,6 +84,27 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void tdm_daemon_child(int pid_fd)
+{
+    pid_t grand;
+    sigset_t none;
+
+    setsid();
+    grand = fork();
+    if (grand != 0) {
+        if (grand > 0)
+            (void)!write(pid_fd, &grand, sizeof(grand));
+        _exit(grand > 0 ? 0 : 1);
+    }
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    if (chdir("/") < 0)
+        _exit(126);
+}
+
 /* Everything the VMM child needs, prepared before fork (no allocation after it). */
 struct spawn {
     char *argv[10];
@@ -114,24 +135,9 @@ static int spawn_vmm(tandem_ctx *ctx, struct spawn *sp, int ready_w, pid_t *pid_
         goto out;
     }
     if (child == 0) {
-        pid_t grand;
-        sigset_t none;
         int fd;
 
-        setsid();
-        grand = fork();
-        if (grand != 0) {
-            if (grand > 0)
-                (void)!write(pidpipe[1], &grand, sizeof(grand));
-            _exit(grand > 0 ? 0 : 1);
-        }
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        if (chdir("/") < 0)
-            _exit(126);
+        tdm_daemon_child(pidpipe[1]);
         fd = open("/dev/null", O_RDONLY);
         if (fd >= 0 && fd != 0) {
             dup2(fd, 0);

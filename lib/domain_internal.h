@@ -212,4 +212,12 @@ int tdm_find_vmm(tandem_ctx *ctx, char **out);
  */
 int tdm_read_ready_line(int fd, int timeout_ms, char **line);
 
+/*
+ * In a freshly forked child: become a daemon for the VMM. setsid, fork
+ * again (the intermediate child writes the grandchild's pid to pid_fd and
+ * _exits), then in the grandchild reset the signal mask and handlers and
+ * chdir("/") (_exit(126) on failure). Returns only in the grandchild.
+ */
+void tdm_daemon_child(int pid_fd);
+
 #endif

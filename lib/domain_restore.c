@@ -56,24 +56,9 @@ static int spawn(struct restore *r, int ready_w)
         return tandem_error_errno(r->ctx, TANDEM_ERR_IO, errno, "cannot fork the VMM");
     }
     if (child == 0) {
-        pid_t grand;
-        sigset_t none;
         int fd, s;
 
-        setsid();
-        grand = fork();
-        if (grand != 0) {
-            if (grand > 0)
-                (void)!write(pidpipe[1], &grand, sizeof(grand));
-            _exit(grand > 0 ? 0 : 1);
-        }
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int sig = 1; sig < NSIG; sig++)
-            if (sig != SIGKILL && sig != SIGSTOP)
-                signal(sig, SIG_DFL);
-        if (chdir("/") < 0)
-            _exit(126);
+        tdm_daemon_child(pidpipe[1]);
         /* Move the two fds out of the way of 0..4 first, then into place. */
         s = fcntl(r->stream_fd, F_DUPFD, 10);
         w = fcntl(ready_w, F_DUPFD, 10);
